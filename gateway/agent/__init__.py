@@ -1,0 +1,1 @@
+"""The room agent that runs on the gateway (Raspberry Pi)."""
