@@ -84,8 +84,7 @@ class Mosquitto:
             f"log_dest file {self.log}\n"
             # as root, Mosquitto drops to user "mosquitto", which cannot write our temp dir
             + (f"user {getpass.getuser()}\n" if os.geteuid() == 0 else "")
-            + 
-            "log_type error\nlog_type warning\nlog_type notice\n"
+            + "log_type error\nlog_type warning\nlog_type notice\n"
             + QUEUE_LIMITS
             + self.extra
         )
@@ -144,7 +143,9 @@ async def embedded_amqtt(host: str, port: int) -> AsyncIterator[str]:
     broker = Broker(
         {
             "listeners": {"default": {"type": "tcp", "bind": f"{host}:{port}"}},
-            "plugins": {"amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}},
+            "plugins": {
+                "amqtt.plugins.authentication.AnonymousAuthPlugin": {"allow_anonymous": True}
+            },
         }
     )
     await broker.start()

@@ -13,16 +13,29 @@ from datetime import time
 from pathlib import Path
 from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway import const
 from gateway.errors import ConfigError
 from gateway.models import Slug
 
+__all__ = ["ConfigError", "RoomConfig", "load_room_config", "parse_config", "parse_mqtt_url"]
+
 T = TypeVar("T", bound=BaseModel)
 
-Pin = Annotated[int | str, Field(description="BCM GPIO number (17) or gpiozero pin name ('GPIO17')")]
+Pin = Annotated[
+    int | str, Field(description="BCM GPIO number (17) or gpiozero pin name ('GPIO17')")
+]
 LockerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
 
 
@@ -40,6 +53,27 @@ class RoomSection(_Config):
     #: Opening hours; the loan due time "closing" uses ``closes``.
     opens: time = time(8, 0)
     closes: time = time(20, 0)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
+            ) from None
+        return value
+
+    @model_validator(mode="after")
+    def _hours(self) -> RoomSection:
+        if self.opens >= self.closes:
+            raise ValueError("opens must be before closes (rooms open and close on one day)")
+        return self
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
 
 
 class MqttSection(_Config):
@@ -224,7 +258,9 @@ class RoomConfig(_Config):
             slots: set[str] = set()
             for s, slot in enumerate(bank.slots):
                 if slot.slot in slots:
-                    raise ValueError(f"lockers.banks[{b}].slots[{s}].slot {slot.slot!r} is used twice")
+                    raise ValueError(
+                        f"lockers.banks[{b}].slots[{s}].slot {slot.slot!r} is used twice"
+                    )
                 slots.add(slot.slot)
                 claim(slot.present_pin, f"lockers.banks[{b}].slots[{s}].present_pin")
                 claim(slot.charging_pin, f"lockers.banks[{b}].slots[{s}].charging_pin")
@@ -276,7 +312,11 @@ def format_errors(source: str, exc: ValidationError) -> list[str]:
             msg = msg.removeprefix("Value error, ")
         hint = _HINTS.get(err["type"])
         got = ""
-        if err["type"] not in ("missing",) and "input" in err and not isinstance(err["input"], dict):
+        if (
+            err["type"] not in ("missing",)
+            and "input" in err
+            and not isinstance(err["input"], dict)
+        ):
             got = f" (got {err['input']!r:.60})"
         lines.append(f"{source}: {loc}: {msg}{got}" + (f"; {hint}" if hint else ""))
     return lines

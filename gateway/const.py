@@ -13,7 +13,9 @@ SUPPORTED_VERSIONS: Final = frozenset({1})
 #: Site and room slugs (DESIGN.md "Names").
 SLUG_PATTERN: Final = r"^[a-z0-9][a-z0-9-]{0,62}$"
 
-Kind = Literal["status", "occupancy", "environment", "wifi", "lockers", "events", "health", "alerts"]
+Kind = Literal[
+    "status", "occupancy", "environment", "wifi", "lockers", "events", "health", "alerts"
+]
 KINDS: Final[tuple[Kind, ...]] = (
     "status",
     "occupancy",

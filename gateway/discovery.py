@@ -31,7 +31,9 @@ class Found:
 
 
 def _text(props: dict[bytes, bytes | None]) -> dict[str, str]:
-    return {k.decode(errors="replace"): (v or b"").decode(errors="replace") for k, v in props.items()}
+    return {
+        k.decode(errors="replace"): (v or b"").decode(errors="replace") for k, v in props.items()
+    }
 
 
 class Advertiser:
@@ -110,14 +112,16 @@ async def browse(
         await azc.async_close()
 
 
-async def find_broker(timeout: float = 5.0, interfaces: Sequence[str] | None = None) -> tuple[str, int]:
+async def find_broker(
+    timeout: float = 5.0, interfaces: Sequence[str] | None = None
+) -> tuple[str, int]:
     """The first MQTT broker advertised on the LAN (``mqtt.host = "auto"``)."""
     for found in await browse(const.MDNS_MQTT_TYPE, timeout, interfaces):
         if found.addresses and found.port:
             return found.addresses[0], found.port
     raise BrokerNotFoundError(
         f"no MQTT broker answered on mDNS ({const.MDNS_MQTT_TYPE}) within {timeout:.0f} s; "
-        "set mqtt.host to the broker's name instead of \"auto\""
+        'set mqtt.host to the broker\'s name instead of "auto"'
     )
 
 

@@ -153,7 +153,8 @@ class _EnvelopeBase(BaseModel):
     def _aware(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             raise ValueError("ts must carry a time zone, e.g. 2026-11-22T11:00:00.000Z")
-        return value.astimezone(UTC)
+        # the wire carries milliseconds: hold no more, so a round trip is exact
+        return value.astimezone(UTC).replace(microsecond=value.microsecond // 1000 * 1000)
 
 
 class StatusEnvelope(_EnvelopeBase):
@@ -255,7 +256,7 @@ def make_envelope(
 ) -> _EnvelopeBase:
     """Wrap ``data`` in the envelope of its kind."""
     model = ENVELOPE_MODELS[kind_of(data)]
-    return model(site=site, room=room, ts=ts, seq=seq, data=data)
+    return model.model_validate({"site": site, "room": room, "ts": ts, "seq": seq, "data": data})
 
 
 def parse_envelope(payload: bytes | str) -> Envelope:

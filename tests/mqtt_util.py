@@ -11,6 +11,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 
 @dataclass(frozen=True)
@@ -27,24 +31,26 @@ class Received:
 class Collector:
     """paho subscriber on its own thread; a persistent session survives broker restarts."""
 
-    def __init__(self, port: int, topic: str = "learnroom/v1/#", *, persistent: bool = False) -> None:
+    def __init__(
+        self, port: int, topic: str = "learnroom/v1/#", *, persistent: bool = False
+    ) -> None:
         self.topic = topic
         self.messages: list[Received] = []
         self._cond = threading.Condition()
         # MQTT 5 with retain-as-published, so the test sees the retain flag the agent set
         self.client = mqtt.Client(
-            mqtt.CallbackAPIVersion.VERSION2,
+            CallbackAPIVersion.VERSION2,
             client_id=f"test-collector-{uuid.uuid4().hex[:8]}",
             protocol=mqtt.MQTTv5,
         )
         self.persistent = persistent
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
-        self.client.reconnect_delay_set(0.1, 0.5)
+        self.client.reconnect_delay_set(1, 1)
         self.port = port
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
-        client.subscribe(self.topic, options=mqtt.SubscribeOptions(qos=1, retainAsPublished=True))
+        client.subscribe(self.topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
@@ -52,13 +58,13 @@ class Collector:
             self._cond.notify_all()
 
     def __enter__(self) -> Collector:
-        from paho.mqtt.properties import Properties
-        from paho.mqtt.packettypes import PacketTypes
 
         props = Properties(PacketTypes.CONNECT)
         if self.persistent:
             props.SessionExpiryInterval = 3600
-        self.client.connect("127.0.0.1", self.port, clean_start=not self.persistent, properties=props)
+        self.client.connect(
+            "127.0.0.1", self.port, clean_start=not self.persistent, properties=props
+        )
         self.client.loop_start()
         self.wait_subscribed()
         return self
@@ -97,7 +103,7 @@ def retained(port: int, topic: str, timeout: float = 2.0) -> dict[str, Received]
     """What a subscriber starting now gets as retained state."""
     got: dict[str, Received] = {}
     done = threading.Event()
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"peek-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"peek-{uuid.uuid4().hex[:8]}")
 
     def on_message(c: mqtt.Client, u: Any, msg: mqtt.MQTTMessage) -> None:
         if msg.retain:

@@ -123,7 +123,7 @@ class MqttLink:
         self._new_rows = new_rows
         self._acked = acked
         self._resolve_host = resolve_host
-        self._rng = rng or random.Random()  # noqa: S311 - jitter only
+        self._rng = rng or random.Random()
         self.stats = LinkStats()
         self._client: aiomqtt.Client | None = None
 
@@ -142,7 +142,9 @@ class MqttLink:
             username=s.username,
             password=s.password,
             keepalive=s.keepalive_s,
-            protocol=aiomqtt.ProtocolVersion.V5 if s.protocol == "5" else aiomqtt.ProtocolVersion.V311,
+            protocol=aiomqtt.ProtocolVersion.V5
+            if s.protocol == "5"
+            else aiomqtt.ProtocolVersion.V311,
             will=aiomqtt.Will(will.topic, will.payload, qos=1, retain=True),
             tls_context=tls_context(s),
             timeout=15,
@@ -287,7 +289,9 @@ class MqttLink:
         if replayed:
             _LOGGER.info("replayed %d messages from the outbox", replayed)
 
-    async def publish_now(self, topic: str, payload: bytes, *, retain: bool, timeout: float) -> bool:
+    async def publish_now(
+        self, topic: str, payload: bytes, *, retain: bool, timeout: float
+    ) -> bool:
         """Best-effort direct publish (the goodbye on a clean stop); False if not connected."""
         client = self._client
         if client is None:

@@ -231,4 +231,3 @@ class Outbox:
             )
             out.extend(Row(int(s), t, bytes(p), bool(lv)) for s, t, p, lv in cur)
         return out
-

@@ -10,8 +10,9 @@ import asyncio
 import contextlib
 import logging
 import random
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from datetime import datetime
+from typing import Any
 
 from gateway import __version__, const
 from gateway.agent import systemd
@@ -37,7 +38,7 @@ class Agent:
         clock: Clock,
         *,
         resolve_host: Callable[[], Awaitable[tuple[str, int]]] | None = None,
-        extra_tasks: Sequence[tuple[str, Callable[[], Awaitable[None]]]] = (),
+        extra_tasks: Sequence[tuple[str, Callable[[], Coroutine[Any, Any, None]]]] = (),
         rng: random.Random | None = None,
         version: str = __version__,
     ) -> None:
@@ -55,6 +56,7 @@ class Agent:
         self._put = asyncio.Event()
         self._new_rows = asyncio.Event()
         self._stop = asyncio.Event()
+        self._ack_seen = asyncio.Event()
         self._started = clock.now()
         #: Readings refused before the outbox (too large); counted, never silently lost.
         self.refused = 0
@@ -66,7 +68,7 @@ class Agent:
             will=self._will,
             birth=self._birth,
             new_rows=self._new_rows,
-            acked=self._dirty.set,
+            acked=self._on_ack,
             resolve_host=resolve_host,
             rng=rng,
         )
@@ -194,7 +196,7 @@ class Agent:
                 return
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - one bad source must not stop the others
+            except Exception as exc:
                 _LOGGER.exception("source %s crashed; restarting in %.0f s", source.name, delay)
                 self.fault(source.name, f"crashed: {type(exc).__name__}")
                 await self.clock.sleep(delay)
@@ -212,4 +214,9 @@ class Agent:
 
     async def _acked(self, seq: int) -> None:
         while not self.outbox.is_acked(seq) and self.link.stats.connected:
-            await asyncio.sleep(0.02)
+            self._ack_seen.clear()
+            await self._ack_seen.wait()
+
+    def _on_ack(self) -> None:
+        self._dirty.set()
+        self._ack_seen.set()

@@ -72,7 +72,7 @@ class RoomWorld:
         volume_m3: float = 150.0,
         badges: int = 40,
     ) -> None:
-        self.rng = random.Random(str(seed))  # noqa: S311 - simulation
+        self.rng = random.Random(str(seed))
         self.capacity = max(capacity, 1)
         self.seats = seats
         self.slots = slots

@@ -38,8 +38,13 @@ def room_config(broker: Mosquitto, state: Path, **outbox: object) -> RoomConfig:
         {
             "room": {"site": SITE, "room": ROOM, "capacity": 20},
             "mqtt": mqtt,
-            "outbox": {"path": str(state / "outbox.sqlite"), "commit_interval_s": 0.05,
-                       "replay_jitter_s": 0, "replay_rate": 1000, **outbox},
+            "outbox": {
+                "path": str(state / "outbox.sqlite"),
+                "commit_interval_s": 0.05,
+                "replay_jitter_s": 0,
+                "replay_rate": 1000,
+                **outbox,
+            },
         },
         "test",
         environ={},
@@ -88,7 +93,10 @@ def one_of_each() -> list[tuple[object, str | None]]:
         (OccupancyData(people=3, occupied=True, seats_total=10, seats_free=7, capacity=20), None),
         (EnvironmentData(co2_ppm=812.0, temperature_c=21.5, humidity_pct=44.0), None),
         (WifiData(ssid="eduroam", rssi_dbm=-61.0, loss_pct=0.0, ok=True), None),
-        (LockerData(door_open=False, slots=[SlotState(slot="1", present=True, charging=True)]), "a"),
+        (
+            LockerData(door_open=False, slots=[SlotState(slot="1", present=True, charging=True)]),
+            "a",
+        ),
         (EventData(type="checkout", locker="a", slot="1", due=now), None),
         (HealthData(uptime_s=1.0, outbox_depth=0, outbox_dropped=0), None),
     ]
@@ -123,7 +131,7 @@ async def test_every_kind_on_its_topic_with_its_retain_flag(mosquitto: Mosquitto
         assert topic.split("/")[4] == env.kind
         assert msg.retain is retain, topic
         assert env.seq is not None
-    seqs = sorted(parse_envelope(m.payload).seq for m in got)  # type: ignore[type-var]
+    seqs = sorted(parse_envelope(m.payload).seq or 0 for m in got)
     assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), "seq rises by one per message"
 
 
@@ -135,7 +143,7 @@ async def test_clean_stop_says_offline_retained(mosquitto: Mosquitto, state_dir:
     state = await asyncio.to_thread(retained, mosquitto.port, f"{PREFIX}/status")
     env = parse_envelope(state[f"{PREFIX}/status"].payload)
     assert env.kind == "status"
-    assert env.data.online is False  # type: ignore[union-attr]
+    assert env.data.online is False
 
 
 async def test_broker_outage_loses_nothing_and_keeps_newest_retained(
@@ -157,15 +165,18 @@ async def test_broker_outage_loses_nothing_and_keeps_newest_retained(
         mosquitto.start()
         got = await asyncio.to_thread(
             sub.wait_for,
-            lambda m: sum("occupancy" in x.topic for x in m) >= 51
-            and sum("events" in x.topic for x in m) >= 50,
+            lambda m: (
+                sum("occupancy" in x.topic for x in m) >= 51
+                and sum("events" in x.topic for x in m) >= 50
+            ),
             30,
             "the backlog",
         )
         await wait(lambda: outbox.depth == 0)
         await stop(agent, task, outbox)
-    seqs = {parse_envelope(m.payload).seq for m in got} - {None}  # None: the Last Will
-    assert seqs == set(range(min(seqs), max(seqs) + 1)), "no seq missing"  # type: ignore[type-var]
+    # the Last Will carries no seq
+    seqs = {s for m in got if (s := parse_envelope(m.payload).seq) is not None}
+    assert seqs == set(range(min(seqs), max(seqs) + 1)), "no seq missing"
     occ = [m for m in got if m.topic.endswith("/occupancy")]
     after_outage = occ[1:]
     newest = [m for m in after_outage if m.json["data"]["people"] == 51]
@@ -192,8 +203,9 @@ async def test_full_outbox_drops_oldest_and_counts(mosquitto: Mosquitto, state_d
         got = await asyncio.to_thread(
             sub.wait_for, lambda m: sum("occupancy" in x.topic for x in m) >= 19, 30
         )
-        people = sorted(m.json["data"]["people"] for m in got if m.topic.endswith("occupancy"))
-        assert people == list(range(31, 50)), "the oldest were dropped, the newest kept"
+        # at-least-once: a resubscribing client may see the retained one twice
+        seen = sorted({m.json["data"]["people"] for m in got if m.topic.endswith("occupancy")})
+        assert seen == list(range(31, 50)), "the oldest were dropped, the newest kept"
         assert outbox.dropped == 31
         agent.emit(HealthData(uptime_s=1, outbox_depth=outbox.depth, outbox_dropped=outbox.dropped))
         got = await asyncio.to_thread(sub.wait_for, lambda m: any("health" in x.topic for x in m))
@@ -207,8 +219,9 @@ async def test_full_outbox_drops_oldest_and_counts(mosquitto: Mosquitto, state_d
 async def test_bad_credentials_said_once_not_hot_looped(
     tmp_path: Path, state_dir: Path, caplog: pytest.LogCaptureFixture
 ):
-    from gateway.broker import mosquitto_path
     import subprocess
+
+    from gateway.broker import mosquitto_path
 
     pwfile = tmp_path / "passwd"
     pwfile.write_text("")
@@ -219,7 +232,9 @@ async def test_bad_credentials_said_once_not_hot_looped(
     assert mosquitto_path()
     with broker.running():
         config = room_config(broker, state_dir)
-        mqtt = config.mqtt.model_copy(update={"username": "gw", "password": "wrong", "auth_retry_s": 60})
+        mqtt = config.mqtt.model_copy(
+            update={"username": "gw", "password": "wrong", "auth_retry_s": 60}
+        )
         config = config.model_copy(update={"mqtt": mqtt})
         agent, task, outbox = await start(config, Scripted())
         await wait(lambda: agent.link.stats.auth_failures >= 1)

@@ -1,0 +1,235 @@
+"""``learnroom``: one console script, one sub-command per role (DESIGN.md "CLI")."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from collections.abc import Sequence
+from datetime import datetime
+from pathlib import Path
+
+from gateway import __version__
+from gateway.config import load_room_config, load_toml, parse_mqtt_url
+from gateway.errors import ConfigError, LearnroomError
+
+_LOGGER = logging.getLogger("gateway")
+
+
+def _state_home() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "learnroom"
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--log-level",
+        default=os.environ.get("LEARNROOM_LOG_LEVEL", "INFO"),
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="logging threshold (default INFO, or $LEARNROOM_LOG_LEVEL)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="learnroom",
+        description="Edge IoT for public learning rooms: lockers, occupancy, Wi-Fi and air.",
+    )
+    parser.add_argument("--version", action="version", version=f"learnroom {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    agent = sub.add_parser("agent", help="run a room gateway: read sources, publish over MQTT")
+    agent.add_argument("-c", "--config", type=Path, help="room config (TOML)")
+    agent.add_argument("--simulate", action="store_true", help="simulated hardware, no Pi needed")
+    agent.add_argument("--site", help="site slug (with --simulate and no config)")
+    agent.add_argument("--room", help="room slug (with --simulate and no config)")
+    agent.add_argument("--mqtt", metavar="URL", help="mqtt://[user:pass@]host[:port] or mqtts://")
+    agent.add_argument("--speed", type=float, default=1.0, help="simulated seconds per second")
+    agent.add_argument("--seed", default="1", help="simulation seed (same seed, same day)")
+    agent.add_argument(
+        "--start", type=datetime.fromisoformat, help="simulated start time (ISO 8601, with zone)"
+    )
+    agent.add_argument("--state-dir", type=Path, help="where the outbox lives (simulation)")
+    _add_common(agent)
+
+    demo = sub.add_parser("demo", help="everything on this machine with simulated rooms")
+    demo.add_argument("--rooms", type=int, default=6, help="simulated rooms (default 6)")
+    demo.add_argument("--sites", type=int, default=2, help="sites the rooms are spread over")
+    demo.add_argument("--mqtt-port", type=int, default=1883, help="embedded broker port")
+    demo.add_argument("--speed", type=float, default=60.0, help="simulated seconds per second")
+    demo.add_argument("--seed", default="1")
+    demo.add_argument("--duration", type=float, help="stop after this many seconds")
+    demo.add_argument("--no-table", action="store_true", help="log instead of the live table")
+    _add_common(demo)
+
+    schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
+    schema.add_argument("--indent", type=int, default=2)
+
+    check = sub.add_parser("check-config", help="validate a config file; errors name the field")
+    check.add_argument("file", type=Path)
+
+    disc = sub.add_parser("discover", help="list learnroom gateways on this LAN (mDNS)")
+    disc.add_argument("--timeout", type=float, default=3.0)
+    disc.add_argument("--json", action="store_true", help="machine-readable output")
+    disc.add_argument("--interface", action="append", help="IP address to listen on (repeatable)")
+
+    pseudo = sub.add_parser(
+        "pseudonym", help="the pseudonym of a badge ID, for the lockers' allow list"
+    )
+    pseudo.add_argument("badge_id", help="the badge ID as the reader types it")
+    pseudo.add_argument("-c", "--config", type=Path, help="room config holding the site secret")
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        level=getattr(logging, level),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+
+
+def cmd_schema(args: argparse.Namespace) -> int:
+    from gateway.models import envelope_json_schema  # noqa: PLC0415
+
+    print(json.dumps(envelope_json_schema(), indent=args.indent))
+    return 0
+
+
+def cmd_check_config(args: argparse.Namespace) -> int:
+    from gateway.config import RoomConfig, parse_config  # noqa: PLC0415
+
+    path: Path = args.file
+    try:
+        config = parse_config(RoomConfig, load_toml(path), str(path))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return 1
+    print(f"{path}: OK (room config for {config.room.site}/{config.room.room})")
+    return 0
+
+
+def cmd_pseudonym(args: argparse.Namespace) -> int:
+    from gateway.agent.sources.badge import pseudonym_for  # noqa: PLC0415
+
+    secret = os.environ.get("LEARNROOM_SITE_SECRET")
+    if args.config is not None:
+        secret = load_room_config(args.config).privacy.site_secret or secret
+    if not secret:
+        print(
+            "no site secret: set LEARNROOM_SITE_SECRET or privacy.site_secret in -c FILE",
+            file=sys.stderr,
+        )
+        return 2
+    print(pseudonym_for(args.badge_id, secret.encode()))
+    return 0
+
+
+def cmd_discover(args: argparse.Namespace) -> int:
+    from gateway import const  # noqa: PLC0415
+    from gateway.discovery import browse  # noqa: PLC0415
+
+    found = asyncio.run(browse(const.MDNS_GATEWAY_TYPE, args.timeout, args.interface))
+    if args.json:
+        print(json.dumps([f.__dict__ | {"addresses": list(f.addresses)} for f in found], indent=2))
+        return 0
+    if not found:
+        print(f"no learnroom gateways answered within {args.timeout:.0f} s")
+        return 0
+    print(f"{'site/room':40} {'address':22} version")
+    for f in found:
+        where = f"{f.properties.get('site', '?')}/{f.properties.get('room', '?')}"
+        addr = f"{f.addresses[0] if f.addresses else '?'}:{f.port}"
+        print(f"{where:40} {addr:22} {f.properties.get('version', '?')}")
+    return 0
+
+
+def _install_stop(stop: object) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop)  # type: ignore[arg-type]
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from gateway.agent.build import build_agent, simulated_room_config  # noqa: PLC0415
+
+    if args.config is not None:
+        config = load_room_config(args.config)
+    elif args.simulate and args.site and args.room:
+        config = simulated_room_config(args.site, args.room)
+    else:
+        print(
+            "learnroom agent needs -c room.toml, or --simulate --site S --room R --mqtt URL",
+            file=sys.stderr,
+        )
+        return 2
+    if args.mqtt:
+        config = config.model_copy(update={"mqtt": parse_mqtt_url(args.mqtt, config.mqtt)})
+    if args.state_dir is not None or (args.config is None and args.simulate):
+        state = args.state_dir or _state_home()
+        path = state / f"outbox-{config.room.site}-{config.room.room}.sqlite"
+        config = config.model_copy(
+            update={"outbox": config.outbox.model_copy(update={"path": path})}
+        )
+
+    async def main() -> None:
+        async with build_agent(
+            config, simulate=args.simulate, speed=args.speed, seed=args.seed, start=args.start
+        ) as agent:
+            _install_stop(agent.stop)
+            await agent.run()
+
+    asyncio.run(main())
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from gateway.demo import run_demo  # noqa: PLC0415
+
+    return asyncio.run(
+        run_demo(
+            rooms=args.rooms,
+            sites=args.sites,
+            mqtt_port=args.mqtt_port,
+            speed=args.speed,
+            seed=args.seed,
+            duration=args.duration,
+            table=not args.no_table,
+        )
+    )
+
+
+COMMANDS = {
+    "agent": cmd_agent,
+    "demo": cmd_demo,
+    "schema": cmd_schema,
+    "check-config": cmd_check_config,
+    "discover": cmd_discover,
+    "pseudonym": cmd_pseudonym,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if hasattr(args, "log_level"):
+        _setup_logging(args.log_level)
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(line, file=sys.stderr)
+        return 1
+    except LearnroomError as exc:
+        print(f"learnroom {args.command}: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

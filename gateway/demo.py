@@ -1,0 +1,228 @@
+"""``learnroom demo``: a broker, simulated rooms and a live table, all on this machine.
+
+The table is fed from the broker like any other consumer would be (it subscribes to the
+rooms' topics), so what it shows is what really went over MQTT. Later services (ingest,
+alerts, display) join here as further tasks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import tempfile
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import aiomqtt
+from aiomqtt.types import PayloadType
+from rich.console import Console
+from rich.live import Live
+from rich.table import Table
+
+from gateway import const
+from gateway.broker import Mosquitto, embedded_amqtt, free_port, mosquitto_path, port_open
+from gateway.config import RoomConfig, parse_mqtt_url
+from gateway.errors import TopicError
+from gateway.topics import Topic, room_filter
+
+_LOGGER = logging.getLogger(__name__)
+
+SITES = ("stadtbuecherei-mitte", "gesamtschule-nord", "stadtteilbibliothek-ost")
+
+
+@dataclass
+class RoomView:
+    site: str
+    room: str
+    data: dict[str, dict[str, Any]] = field(default_factory=dict)
+    lockers: dict[str, dict[str, Any]] = field(default_factory=dict)
+    events: int = 0
+    last_ts: str | None = None
+
+
+def demo_rooms(rooms: int, sites: int) -> list[tuple[str, str]]:
+    sites = max(1, min(sites, len(SITES)))
+    return [(SITES[i % sites], f"lernraum-{i // sites + 1}") for i in range(rooms)]
+
+
+@contextlib.asynccontextmanager
+async def demo_broker(port: int, workdir: Path) -> AsyncIterator[str]:
+    """Mosquitto when it is installed (as in production), else amqtt in this process."""
+    if port_open("127.0.0.1", port):
+        port = free_port()
+    if mosquitto_path() is not None:
+        broker = Mosquitto(workdir / "mosquitto", port)
+        broker.start()
+        try:
+            yield broker.url
+        finally:
+            broker.stop()
+    else:
+        _LOGGER.info("mosquitto not found; using the embedded amqtt broker")
+        async with embedded_amqtt("127.0.0.1", port) as url:
+            yield url
+
+
+def co2_word(ppm: float | None) -> str:
+    if ppm is None:
+        return "-"
+    if ppm < const.CO2_FINE_BELOW_PPM:
+        return f"{ppm:.0f} good"
+    if ppm <= const.CO2_CRITICAL_ABOVE_PPM:
+        return f"{ppm:.0f} ventilate"
+    return f"{ppm:.0f} CRITICAL"
+
+
+def render(views: dict[tuple[str, str], RoomView], url: str) -> Table:
+    table = Table(title=f"learnroom demo - broker {url} - Ctrl-C stops", expand=True)
+    for col in (
+        "site/room",
+        "gateway",
+        "people",
+        "room",
+        "seats free",
+        "devices",
+        "CO2 ppm",
+        "temp",
+        "Wi-Fi",
+        "outbox",
+        "sim time",
+    ):
+        table.add_column(col)
+    for (site, room), v in sorted(views.items()):
+        st, occ = v.data.get("status", {}), v.data.get("occupancy", {})
+        env, wifi, health = (
+            v.data.get("environment", {}),
+            v.data.get("wifi", {}),
+            v.data.get("health", {}),
+        )
+        online = st.get("online")
+        slots = [s for lk in v.lockers.values() for s in lk.get("slots", [])]
+        present = sum(1 for s in slots if s.get("present"))
+        temp = env.get("temperature_c")
+        rssi = wifi.get("rssi_dbm")
+        table.add_row(
+            f"{site}/{room}",
+            "online" if online else ("OFFLINE" if online is False else "-"),
+            f"{occ.get('people', '-')}/{occ.get('capacity', '-')}" if occ else "-",
+            ("occupied" if occ.get("occupied") else "free") if occ else "-",
+            f"{occ.get('seats_free')}/{occ.get('seats_total')}" if occ.get("seats_total") else "-",
+            f"{present}/{len(slots)}" if slots else "-",
+            co2_word(env.get("co2_ppm")),
+            f"{temp:.1f} °C" if temp is not None else "-",
+            (f"{rssi:.0f} dBm " + ("ok" if wifi.get("ok") else "DEGRADED"))
+            if rssi is not None
+            else "-",
+            str(health.get("outbox_depth", "-")),
+            (v.last_ts or "-")[11:16],
+        )
+    return table
+
+
+async def watch(url: str, views: dict[tuple[str, str], RoomView], prefix: str) -> None:
+    """Keep ``views`` up to date from the broker."""
+    settings = parse_mqtt_url(url)
+    while True:
+        try:
+            async with aiomqtt.Client(settings.host, settings.effective_port) as client:
+                await client.subscribe(room_filter(prefix), qos=1)
+                async for msg in client.messages:
+                    _apply(views, prefix, str(msg.topic), msg.payload)
+        except aiomqtt.MqttError:
+            await asyncio.sleep(1)
+
+
+def _apply(
+    views: dict[tuple[str, str], RoomView], prefix: str, topic: str, payload: PayloadType
+) -> None:
+    try:
+        t = Topic.parse(topic, prefix)
+        if not isinstance(payload, bytes | bytearray | str):
+            return
+        env = json.loads(payload)
+    except (TopicError, ValueError):
+        return  # the demo table shows what is valid; the ingest counts the rest
+    view = views.setdefault((t.site, t.room), RoomView(t.site, t.room))
+    if t.kind == "lockers" and t.sub is not None:
+        view.lockers[t.sub] = env.get("data", {})
+    elif t.kind == "events":
+        view.events += 1
+    else:
+        view.data[t.kind] = env.get("data", {})
+    if t.kind != "status":
+        view.last_ts = env.get("ts")
+
+
+async def run_demo(
+    *,
+    rooms: int = 6,
+    sites: int = 2,
+    mqtt_port: int = 1883,
+    speed: float = 60.0,
+    seed: str = "1",
+    duration: float | None = None,
+    table: bool = True,
+) -> int:
+    from gateway.agent.build import build_agent, simulated_room_config  # noqa: PLC0415
+
+    console = Console()
+    # start the simulated day at 07:30 local time today, so the demo opens with the doors
+    start = datetime.now(UTC).replace(hour=6, minute=30, second=0, microsecond=0)
+    with tempfile.TemporaryDirectory(prefix="learnroom-demo-") as tmp:
+        workdir = Path(tmp)
+        async with demo_broker(mqtt_port, workdir) as url, contextlib.AsyncExitStack() as stack:
+            console.print(f"[bold]learnroom demo[/]: broker at {url}, {rooms} simulated rooms")
+            agents = []
+            for site, room in demo_rooms(rooms, sites):
+                config: RoomConfig = simulated_room_config(site, room)
+                config = config.model_copy(
+                    update={
+                        "mqtt": parse_mqtt_url(url, config.mqtt),
+                        "outbox": config.outbox.model_copy(
+                            update={"path": workdir / f"outbox-{site}-{room}.sqlite"}
+                        ),
+                        "agent": config.agent.model_copy(update={"advertise": False}),
+                    }
+                )
+                agent = await stack.enter_async_context(
+                    build_agent(
+                        config,
+                        simulate=True,
+                        speed=speed,
+                        seed=f"{seed}-{site}-{room}",
+                        start=start,
+                    )
+                )
+                agents.append(agent)
+            views: dict[tuple[str, str], RoomView] = {}
+            stop = asyncio.Event()
+            loop = asyncio.get_running_loop()
+            import signal  # noqa: PLC0415
+
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, stop.set)
+            async with asyncio.TaskGroup() as tg:
+                runs = [tg.create_task(a.run(), name=f"agent-{a.site}-{a.room}") for a in agents]
+                watcher = tg.create_task(watch(url, views, const.TOPIC_PREFIX), name="demo-watch")
+                if duration is not None:
+                    loop.call_later(duration, stop.set)
+                if table:
+                    with Live(render(views, url), console=console, refresh_per_second=2) as live:
+                        while not stop.is_set():
+                            live.update(render(views, url))
+                            with contextlib.suppress(TimeoutError):
+                                await asyncio.wait_for(stop.wait(), 0.5)
+                else:
+                    await stop.wait()
+                for agent in agents:
+                    agent.stop()
+                await asyncio.gather(*runs, return_exceptions=True)
+                watcher.cancel()
+            if not table:
+                console.print(render(views, url))
+    return 0
