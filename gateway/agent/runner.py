@@ -73,6 +73,10 @@ class Agent:
             rng=rng,
         )
 
+    def add_task(self, name: str, factory: Callable[[], Coroutine[Any, Any, None]]) -> None:
+        """Run ``factory()`` beside the sources (mDNS, the simulation); before ``run``."""
+        self._extra_tasks.append((name, factory))
+
     # -- Sink ------------------------------------------------------------------------------
     def emit(self, data: AnyData, sub: str | None = None, ts: datetime | None = None) -> None:
         kind = kind_of(data)
