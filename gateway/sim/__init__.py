@@ -1,0 +1,1 @@
+"""Simulated hardware: the real sources and vendor drivers run against these."""
