@@ -134,4 +134,41 @@ async def build_agent(
 
 def _real_sources(config: RoomConfig, clock: Clock) -> list[Source]:
     """Sources on the Pi's own hardware; drivers import their hardware modules lazily."""
-    raise NotImplementedError  # filled in below once the source modules land
+    from gateway.agent.drivers.i2c import LinuxBuses  # noqa: PLC0415
+    from gateway.agent.sources.badge import (  # noqa: PLC0415
+        BadgeReader,
+        EvdevBadgeReader,
+        StdinBadgeReader,
+    )
+    from gateway.agent.sources.environment import EnvironmentSource  # noqa: PLC0415
+    from gateway.agent.sources.lockers import LockersSource  # noqa: PLC0415
+    from gateway.agent.sources.occupancy import OccupancySource  # noqa: PLC0415
+    from gateway.agent.sources.wifi import WifiSource  # noqa: PLC0415
+
+    room, occ = config.room, config.occupancy
+    pin_factory = None  # gpiozero's default: lgpio on a Raspberry Pi
+    sources: list[Source] = []
+    if occ.pir_pins or occ.beam_outer_pin is not None or occ.seat_pins:
+        sources.append(
+            OccupancySource(occ, room.capacity, config.agent.report_interval_s, clock,
+                            pin_factory, room.tz)
+        )
+    if config.lockers.banks:
+        reader: BadgeReader | None = None
+        badge = config.lockers.badge
+        if badge is not None:
+            reader = StdinBadgeReader() if badge.device == "stdin" else EvdevBadgeReader(badge.device)
+        secret = (config.privacy.site_secret or "").encode() or None
+        sources.append(
+            LockersSource(config.lockers, room, config.agent.report_interval_s, clock, pin_factory,
+                          badge_reader=reader, secret=secret,
+                          state_path=config.outbox.path.parent / "loans.json")
+        )
+    if config.environment.sensors:
+        sources.append(
+            EnvironmentSource(config.environment, config.agent.report_interval_s, clock,
+                              buses=LinuxBuses())
+        )
+    if config.wifi is not None:
+        sources.append(WifiSource(config.wifi, config.agent.wifi_interval_s, clock))
+    return sources

@@ -51,6 +51,17 @@ class LinkStats:
     connected: bool = False
 
 
+class _QuietPending(logging.Filter):
+    """aiomqtt warns on every publish beyond ten in flight; our window is deliberate."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pending publish calls" not in record.getMessage()
+
+
+_MQTT_LOGGER = logging.getLogger("gateway.agent.link.mqtt")
+_MQTT_LOGGER.addFilter(_QuietPending())
+
+
 def tls_context(settings: MqttSection) -> ssl.SSLContext | None:
     if not settings.tls:
         return None
@@ -149,6 +160,7 @@ class MqttLink:
             tls_context=tls_context(s),
             timeout=15,
             max_inflight_messages=self.outbox_settings.inflight,
+            logger=_MQTT_LOGGER,
         )
 
     async def run(self) -> None:
