@@ -33,7 +33,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.broker import Mosquitto  # noqa: E402
+from gateway.broker import Mosquitto
 
 
 def write_bytes(pid: int | str = "self") -> int:
@@ -71,9 +71,25 @@ def run_agent(broker: Mosquitto, work: Path, seconds: float, speed: float, warmu
     time.sleep(0.3)
     state = work / "agent-state"
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gateway", "agent", "--simulate", "--site", "bench", "--room",
-         "room-1", "--mqtt", broker.url, "--speed", str(speed), "--state-dir", str(state),
-         "--log-level", "WARNING"],
+        [
+            sys.executable,
+            "-m",
+            "gateway",
+            "agent",
+            "--simulate",
+            "--site",
+            "bench",
+            "--room",
+            "room-1",
+            "--mqtt",
+            broker.url,
+            "--speed",
+            str(speed),
+            "--state-dir",
+            str(state),
+            "--log-level",
+            "WARNING",
+        ],
         cwd=ROOT,
     )
     ps = psutil.Process(proc.pid)
@@ -142,7 +158,10 @@ c.loop_stop()
 def run_bare(broker: Mosquitto, sizes: list[int], rate: float) -> dict:
     out = subprocess.run(
         [sys.executable, "-c", BARE_LOOP, str(broker.port), str(rate)],
-        input=json.dumps(sizes), capture_output=True, text=True, check=True,
+        input=json.dumps(sizes),
+        capture_output=True,
+        text=True,
+        check=True,
     )
     res = json.loads(out.stdout)
     res["cpu_us_per_reading"] = res["cpu_s"] / res["messages"] * 1e6
@@ -196,14 +215,20 @@ def main() -> None:
     out.parent.mkdir(exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     a, r = result["agent"], result["ratios"]
-    print(f"readings: {a['readings']} in {args.seconds:.0f} s ({a['readings_per_s']:.1f}/s), "
-          f"mean payload {a['mean_payload_bytes']:.0f} B")
+    print(
+        f"readings: {a['readings']} in {args.seconds:.0f} s ({a['readings_per_s']:.1f}/s), "
+        f"mean payload {a['mean_payload_bytes']:.0f} B"
+    )
     print(f"agent peak RSS: {a['peak_rss_mb']:.1f} MB (goal <= 48)")
-    print(f"CPU per reading: agent {a['cpu_us_per_reading']:.0f} us, bare paho "
-          f"{bare['cpu_us_per_reading']:.0f} us -> {r['cpu_per_reading_vs_bare']:.2f}x (goal <= 1.5)")
-    print(f"disk per reading: agent {a['disk_bytes_per_reading']:.0f} B, commit-per-message "
-          f"{base['disk_bytes_per_reading']:.0f} B -> "
-          f"{r['disk_per_reading_vs_commit_per_message']:.3f}x (goal <= 0.1)")
+    print(
+        f"CPU per reading: agent {a['cpu_us_per_reading']:.0f} us, bare paho "
+        f"{bare['cpu_us_per_reading']:.0f} us -> {r['cpu_per_reading_vs_bare']:.2f}x (goal <= 1.5)"
+    )
+    print(
+        f"disk per reading: agent {a['disk_bytes_per_reading']:.0f} B, commit-per-message "
+        f"{base['disk_bytes_per_reading']:.0f} B -> "
+        f"{r['disk_per_reading_vs_commit_per_message']:.3f}x (goal <= 0.1)"
+    )
     _ = resource
     import shutil
 

@@ -67,7 +67,9 @@ class Advertiser:
             await azc.async_register_service(self.info, allow_name_change=True)
         except OSError as exc:
             # no multicast here (a container, a locked-down unit): the gateway works without
-            _LOGGER.warning("cannot advertise over mDNS (%s); `learnroom discover` will not list us", exc)
+            _LOGGER.warning(
+                "cannot advertise over mDNS (%s); `learnroom discover` will not list us", exc
+            )
             await azc.async_close()
             return
         _LOGGER.info("advertising %s over mDNS", self.info.name)

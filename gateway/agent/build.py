@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import random
-import shutil
 from collections.abc import AsyncIterator, Callable, Coroutine
 from datetime import datetime
 from typing import Any
@@ -25,7 +24,7 @@ from gateway.config import RoomConfig, parse_config
 _LOGGER = logging.getLogger(__name__)
 
 #: Used only by simulated rooms; a real site sets its own (LEARNROOM_SITE_SECRET).
-SIMULATION_SECRET = "simulation-only-secret-not-for-production"
+SIMULATION_SECRET = "simulation-only-secret-not-for-production"  # noqa: S105 - public on purpose
 
 
 def simulated_room_config(site: str, room: str) -> RoomConfig:
@@ -33,8 +32,12 @@ def simulated_room_config(site: str, room: str) -> RoomConfig:
     return parse_config(
         RoomConfig,
         {
-            "room": {"site": site, "room": room, "name": room.replace("-", " ").title(),
-                     "capacity": 24},
+            "room": {
+                "site": site,
+                "room": room,
+                "name": room.replace("-", " ").title(),
+                "capacity": 24,
+            },
             "agent": {"report_interval_s": 30, "wifi_interval_s": 60, "health_interval_s": 60},
             "occupancy": {
                 "pir_pins": [17],
@@ -111,7 +114,7 @@ async def build_agent(
             clock,
             resolve_host=resolve,
             extra_tasks=extra,
-            rng=random.Random(),  # noqa: S311 - backoff jitter
+            rng=random.Random(),
         )
         agent.sources.append(
             HealthSource(
@@ -150,24 +153,35 @@ def _real_sources(config: RoomConfig, clock: Clock) -> list[Source]:
     sources: list[Source] = []
     if occ.pir_pins or occ.beam_outer_pin is not None or occ.seat_pins:
         sources.append(
-            OccupancySource(occ, room.capacity, config.agent.report_interval_s, clock,
-                            pin_factory, room.tz)
+            OccupancySource(
+                occ, room.capacity, config.agent.report_interval_s, clock, pin_factory, room.tz
+            )
         )
     if config.lockers.banks:
         reader: BadgeReader | None = None
         badge = config.lockers.badge
         if badge is not None:
-            reader = StdinBadgeReader() if badge.device == "stdin" else EvdevBadgeReader(badge.device)
+            reader = (
+                StdinBadgeReader() if badge.device == "stdin" else EvdevBadgeReader(badge.device)
+            )
         secret = (config.privacy.site_secret or "").encode() or None
         sources.append(
-            LockersSource(config.lockers, room, config.agent.report_interval_s, clock, pin_factory,
-                          badge_reader=reader, secret=secret,
-                          state_path=config.outbox.path.parent / "loans.json")
+            LockersSource(
+                config.lockers,
+                room,
+                config.agent.report_interval_s,
+                clock,
+                pin_factory,
+                badge_reader=reader,
+                secret=secret,
+                state_path=config.outbox.path.parent / "loans.json",
+            )
         )
     if config.environment.sensors:
         sources.append(
-            EnvironmentSource(config.environment, config.agent.report_interval_s, clock,
-                              buses=LinuxBuses())
+            EnvironmentSource(
+                config.environment, config.agent.report_interval_s, clock, buses=LinuxBuses()
+            )
         )
     if config.wifi is not None:
         sources.append(WifiSource(config.wifi, config.agent.wifi_interval_s, clock))

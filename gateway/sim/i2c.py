@@ -81,7 +81,7 @@ class SimTransceiver(I2cTransceiverV1):  # type: ignore[misc]
         return self.STATUS_OK, None, data[:rx_length]
 
     def _write(self, address: int, tx: bytes) -> None:
-        cmd = int.from_bytes(tx[:2], "big") if address == 0x62 or address == 0x45 else tx[0]
+        cmd = int.from_bytes(tx[:2], "big") if address in {0x62, 0x45} else tx[0]
         if address == 0x62 and cmd == 0x21B1:
             self.scd_running = True
         elif address == 0x62 and cmd == 0x3F86:

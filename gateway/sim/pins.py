@@ -58,7 +58,9 @@ class RoomPins:
             if pin is not None:
                 self._pin(pin).drive_high()  # beams clear
         for pin in occupancy.seat_pins:
-            self._pin(pin).drive_high() if not occupancy.seat_active_high else self._pin(pin).drive_low()
+            self._pin(pin).drive_high() if not occupancy.seat_active_high else self._pin(
+                pin
+            ).drive_low()
 
     def _pin(self, pin: int | str) -> Any:  # noqa: ANN401
         return self.f.pin(pin)

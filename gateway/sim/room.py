@@ -48,7 +48,7 @@ class SimulatedRoom:
             closes=room.closes,
             tz=room.tz,
         )
-        self.rng = random.Random(f"{seed}-{room.site}-{room.room}-noise")  # noqa: S311
+        self.rng = random.Random(f"{seed}-{room.site}-{room.room}-noise")
         self.air = AirConditions()
         self.radio = WifiConditions(ssid=f"{room.site[:20]}-public", bssid=_APS[0])
         self.wifi = SimWifi(self.radio, self.rng, state_dir / f"sim-{room.site}-{room.room}")
@@ -62,14 +62,19 @@ class SimulatedRoom:
         occ = cfg.occupancy
         if occ.pir_pins or occ.beam_outer_pin is not None or occ.seat_pins:
             sources.append(
-                OccupancySource(occ, room.capacity, cfg.agent.report_interval_s, clock,
-                                self.factory, room.tz)
+                OccupancySource(
+                    occ, room.capacity, cfg.agent.report_interval_s, clock, self.factory, room.tz
+                )
             )
         if cfg.lockers.banks:
             secret = (cfg.privacy.site_secret or "").encode()
             sources.append(
                 LockersSource(
-                    cfg.lockers, room, cfg.agent.report_interval_s, clock, self.factory,
+                    cfg.lockers,
+                    room,
+                    cfg.agent.report_interval_s,
+                    clock,
+                    self.factory,
                     badge_reader=self.badges if cfg.lockers.badge and secret else None,
                     secret=secret or None,
                     state_path=self.wifi.state_dir.parent / f"loans-{room.site}-{room.room}.json",
@@ -77,8 +82,9 @@ class SimulatedRoom:
             )
         if cfg.environment.sensors:
             sources.append(
-                EnvironmentSource(cfg.environment, cfg.agent.report_interval_s, clock,
-                                  buses=SimBuses(self.air))
+                EnvironmentSource(
+                    cfg.environment, cfg.agent.report_interval_s, clock, buses=SimBuses(self.air)
+                )
             )
         if cfg.wifi is not None:
             sources.append(

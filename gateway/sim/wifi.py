@@ -89,13 +89,18 @@ class SimWifi:
                 rtts.append(rtt)
                 lines.append(f"64 bytes from {host}: icmp_seq={seq} ttl=64 time={rtt:.2f} ms")
         loss = round(100 * (count - len(rtts)) / count)
-        lines += ["", f"--- {host} ping statistics ---",
-                  f"{count} packets transmitted, {len(rtts)} received, {loss}% packet loss, "
-                  f"time {count * 200}ms"]
+        lines += [
+            "",
+            f"--- {host} ping statistics ---",
+            f"{count} packets transmitted, {len(rtts)} received, {loss}% packet loss, "
+            f"time {count * 200}ms",
+        ]
         if rtts:
             mean = sum(rtts) / len(rtts)
             mdev = (sum((r - mean) ** 2 for r in rtts) / len(rtts)) ** 0.5
-            lines.append(f"rtt min/avg/max/mdev = {min(rtts):.3f}/{mean:.3f}/{max(rtts):.3f}/{mdev:.3f} ms")
+            lines.append(
+                f"rtt min/avg/max/mdev = {min(rtts):.3f}/{mean:.3f}/{max(rtts):.3f}/{mdev:.3f} ms"
+            )
         return "\n".join(lines) + "\n"
 
     async def run(self, argv: Sequence[str], timeout: float) -> CommandResult:

@@ -10,7 +10,6 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,11 +26,29 @@ START = "2026-11-24T08:00:00+00:00"
 
 
 @pytest.fixture
-def agent_cmd(mosquitto: Mosquitto, state_dir: Path) -> Iterator[list[str]]:
-    yield [
-        sys.executable, "-m", "gateway", "agent", "--simulate", "--site", SITE, "--room", ROOM,
-        "--mqtt", mosquitto.url, "--speed", "600", "--start", START, "--seed", "7",
-        "--state-dir", str(state_dir), "--log-level", "WARNING",
+def agent_cmd(mosquitto: Mosquitto, state_dir: Path) -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "gateway",
+        "agent",
+        "--simulate",
+        "--site",
+        SITE,
+        "--room",
+        ROOM,
+        "--mqtt",
+        mosquitto.url,
+        "--speed",
+        "600",
+        "--start",
+        START,
+        "--seed",
+        "7",
+        "--state-dir",
+        str(state_dir),
+        "--log-level",
+        "WARNING",
     ]
 
 

@@ -34,8 +34,9 @@ async def test_gateway_is_found_with_site_room_and_version():
 
 
 async def test_broker_found_over_mdns_and_clear_error_when_none():
-    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
     import socket
+
+    from zeroconf.asyncio import AsyncServiceInfo, AsyncZeroconf
 
     try:
         await find_broker(1.0, LOOPBACK)

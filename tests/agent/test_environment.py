@@ -28,7 +28,7 @@ class Recorder:
 def source(air: AirConditions, *kinds: str, clock: ScaledClock | None = None, **cfg):
     sensors = [{"type": k} if k != "sht3x" else {"type": k, "address": 0x45} for k in kinds]
     return EnvironmentSource(
-        EnvironmentSection(sensors=sensors, **cfg),  # type: ignore[arg-type]
+        EnvironmentSection(sensors=sensors, **cfg),
         30,
         clock or ScaledClock(speed=1000),
         buses=SimBuses(air),

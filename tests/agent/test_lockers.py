@@ -25,9 +25,15 @@ def section(**kw) -> LockersSection:
     return LockersSection.model_validate(
         {
             "banks": [
-                {"id": "a", "door_pin": 22, "relay_pin": 27,
-                 "slots": [{"slot": "1", "present_pin": 23, "charging_pin": 24},
-                           {"slot": "2", "present_pin": 25}]}
+                {
+                    "id": "a",
+                    "door_pin": 22,
+                    "relay_pin": 27,
+                    "slots": [
+                        {"slot": "1", "present_pin": 23, "charging_pin": 24},
+                        {"slot": "2", "present_pin": 25},
+                    ],
+                }
             ],
             "badge": {"device": "stdin", "allow": kw.pop("allow", "any")},
             **kw,
@@ -66,8 +72,9 @@ async def start(clock, cfg: LockersSection, state: Path | None = None, out: tupl
     for slot in out:
         pins.take_device("a", slot)
     reader = QueueBadgeReader()
-    src = LockersSource(cfg, ROOM, 30, clock, factory, badge_reader=reader, secret=SECRET,
-                        state_path=state)
+    src = LockersSource(
+        cfg, ROOM, 30, clock, factory, badge_reader=reader, secret=SECRET, state_path=state
+    )
     sink = Recorder()
     task = asyncio.create_task(src.run(sink))
     await src.opened.wait()
@@ -143,8 +150,9 @@ async def test_overdue_once_and_due_across_the_dst_change(tmp_path: Path):
 async def test_loans_survive_a_restart(tmp_path: Path):
     state = tmp_path / "loans.json"
     clock = ScaledClock(start=datetime(2026, 11, 24, 9, 0, tzinfo=UTC), speed=1)
-    src, sink, task, pins, reader = await start(clock, section(loan_due="hours", loan_hours=2),
-                                               state)
+    src, sink, task, pins, reader = await start(
+        clock, section(loan_due="hours", loan_hours=2), state
+    )
     reader.queue.put_nowait(BADGE)
     await sink.event("badge_accepted")
     pins.take_device("a", "1")

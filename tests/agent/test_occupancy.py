@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -25,6 +26,7 @@ edges = st.lists(
 def test_count_never_negative_whatever_the_beams_do(seq):
     counter = DoorCounter(window_s=2.0)
     now = 0.0
+    which: Any
     for which, blocked, dt in seq:
         now += dt
         counter.beam(which, blocked, now)
@@ -35,7 +37,8 @@ def test_count_never_negative_whatever_the_beams_do(seq):
 def test_complete_crossings_count_in_and_out(ins, outs):
     counter = DoorCounter(window_s=2.0)
     now = 0.0
-    for first, second in [("outer", "inner")] * ins + [("inner", "outer")] * outs:
+    crossings: list[Any] = [("outer", "inner")] * ins + [("inner", "outer")] * outs
+    for first, second in crossings:
         for which, blocked in ((first, True), (second, True), (first, False), (second, False)):
             now += 0.1
             counter.beam(which, blocked, now)
@@ -46,7 +49,7 @@ def test_complete_crossings_count_in_and_out(ins, outs):
 @given(st.sampled_from(["outer", "inner"]), st.booleans())
 def test_stepping_into_the_door_and_back_counts_nothing(first, touch_other):
     counter = DoorCounter(window_s=2.0)
-    other = "inner" if first == "outer" else "outer"
+    other: Any = "inner" if first == "outer" else "outer"
     counter.beam(first, True, 0.0)
     if touch_other:
         counter.beam(other, True, 0.2)
@@ -63,8 +66,9 @@ def test_too_slow_crossing_counts_nothing():
     assert counter.beam("inner", False, 3.5) == 0
 
 
-@given(st.lists(st.tuples(st.booleans(), st.floats(0.0, 1000.0)), max_size=100),
-       st.floats(1.0, 900.0))
+@given(
+    st.lists(st.tuples(st.booleans(), st.floats(0.0, 1000.0)), max_size=100), st.floats(1.0, 900.0)
+)
 def test_hold_time_respected(events, hold):
     presence = PresenceHold(hold)
     now, last_presence = 0.0, None
@@ -107,11 +111,13 @@ class Recorder:
                         return d
                 self.changed.clear()
                 await self.changed.wait()
+
         return await asyncio.wait_for(wait(), timeout)
 
 
-CFG = OccupancySection(pir_pins=[17], beam_outer_pin=5, beam_inner_pin=6, seat_pins=[12, 13, 16],
-                       hold_time_s=600)
+CFG = OccupancySection(
+    pir_pins=[17], beam_outer_pin=5, beam_inner_pin=6, seat_pins=[12, 13, 16], hold_time_s=600
+)
 
 
 async def start(clock, cfg=CFG):
@@ -174,7 +180,9 @@ async def test_nightly_reset_of_the_count():
         pins.person_enters()
         await sink.until(occ(lambda d: d.people == 1))
         mark = sink.mark()
-        await sink.until(lambda d: isinstance(d, EventData) and d.type == "people_reset", after=mark)
+        await sink.until(
+            lambda d: isinstance(d, EventData) and d.type == "people_reset", after=mark
+        )
         await sink.until(occ(lambda d: d.people == 0), after=mark)
     finally:
         task.cancel()

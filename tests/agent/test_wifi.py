@@ -41,7 +41,12 @@ def test_iw_link_of_each_driver(name, bssid, ssid, freq, signal, tx):
     info = parse_iw_link(fixture(name))
     assert info.connected
     assert (info.bssid, info.ssid, info.freq_mhz, info.signal_dbm, info.tx_bitrate_mbps) == (
-        bssid, ssid, freq, signal, tx)
+        bssid,
+        ssid,
+        freq,
+        signal,
+        tx,
+    )
 
 
 def test_not_connected():
@@ -106,8 +111,9 @@ def make(tmp_path: Path, cond: WifiConditions, **cfg) -> WifiSource:
 
 
 async def test_simulated_radio_round_trips_through_the_parsers(tmp_path: Path):
-    cond = WifiConditions(rssi_dbm=-61, bitrate_mbps=144.4, latency_ms=20, jitter_ms=1,
-                          loss_pct=0, dns_ms=5)
+    cond = WifiConditions(
+        rssi_dbm=-61, bitrate_mbps=144.4, latency_ms=20, jitter_ms=1, loss_pct=0, dns_ms=5
+    )
     data, problems = await make(tmp_path, cond, ping_count=20).sample()
     assert problems == []
     assert (data.ssid, data.bssid, data.freq_mhz) == (cond.ssid, cond.bssid, cond.freq_mhz)

@@ -64,20 +64,20 @@ class Scd4x:
             # stop first: after a gateway restart the sensor may still be measuring
             self._device.stop_periodic_measurement()
             self._device.start_periodic_measurement()
-        except Exception as exc:  # noqa: BLE001 - vendor code raises many types
+        except Exception as exc:
             raise _wrap(self.name, exc) from exc
 
     def read(self) -> Sample:
         try:
-            if not self._device.get_data_ready_status():
-                if self._last is None:
-                    raise SensorError(f"{self.name}: no measurement yet")
-                return self._last  # polled faster than the 5 s update: the value still holds
-            co2, temp, rh = self._device.read_measurement()
-        except SensorError:
-            raise
-        except Exception as exc:  # noqa: BLE001
+            ready = self._device.get_data_ready_status()
+            if ready:
+                co2, temp, rh = self._device.read_measurement()
+        except Exception as exc:
             raise _wrap(self.name, exc) from exc
+        if not ready:
+            if self._last is None:
+                raise SensorError(f"{self.name}: no measurement yet")
+            return self._last  # polled faster than the 5 s update: the value still holds
         self._last = Sample(float(co2.value), round(temp.value, 2), round(rh.value, 2))
         return self._last
 
@@ -97,7 +97,7 @@ class Sht4x:
     def read(self) -> Sample:
         try:
             temp, rh = self._device.measure_high_precision()
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _wrap(self.name, exc) from exc
         # the datasheet's formula may give -6..+119 %RH: clip as Sensirion recommends
         return Sample(None, round(temp.value, 2), round(min(max(rh.value, 0.0), 100.0), 2))
@@ -139,7 +139,7 @@ class Sht3x:
     def read(self) -> Sample:
         try:
             temp, rh = self._connection.execute(self._address, self._command())
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _wrap(self.name, exc) from exc
         return Sample(None, round(temp, 2), round(rh, 2))
 
@@ -156,14 +156,14 @@ class Bme280:
     def start(self) -> None:
         try:
             self._device.setup(mode="forced")
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _wrap(self.name, exc) from exc
 
     def read(self) -> Sample:
         try:
             self._device.update_sensor()
             return Sample(None, round(self._device.temperature, 2), round(self._device.humidity, 2))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise _wrap(self.name, exc) from exc
 
 

@@ -52,7 +52,7 @@ class StdinBadgeReader:
             if not line:
                 await asyncio.Event().wait()  # stdin closed: no more badges, ever
             if line.strip():
-                return line.strip()
+                return str(line).strip()
 
 
 #: evdev key names of the characters badge readers type

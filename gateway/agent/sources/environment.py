@@ -63,7 +63,7 @@ class EnvironmentSource:
         """One reading of every fitted sensor, and what went wrong."""
         if not self._fitted:
             self._build()
-        values: dict[str, float | None] = {k: None for k in _RANGES}
+        values: dict[str, float | None] = dict.fromkeys(_RANGES)
         # temperature and humidity: the dedicated sensors beat the SCD4x's own (it sits
         # next to its heated optics and reads warm), so they are merged last
         order = sorted(self._fitted, key=lambda f: f.kind != "scd4x")

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -52,7 +51,9 @@ class _Bank:
                 SlotState(
                     slot=s.slot,
                     present=bool(self.present[s.slot].is_active),
-                    charging=bool(self.charging[s.slot].is_active) if s.slot in self.charging else None,
+                    charging=bool(self.charging[s.slot].is_active)
+                    if s.slot in self.charging
+                    else None,
                 )
                 for s in self.config.slots
             ],
@@ -100,7 +101,9 @@ class LockersSource:
             raw = json.loads(self.state_path.read_text())
             return {k: Loan(**v) for k, v in raw.items()}
         except (OSError, ValueError, TypeError) as exc:
-            _LOGGER.warning("%s: cannot read open loans (%s); starting without", self.state_path, exc)
+            _LOGGER.warning(
+                "%s: cannot read open loans (%s); starting without", self.state_path, exc
+            )
             return {}
 
     def _save(self) -> None:
@@ -108,7 +111,7 @@ class LockersSource:
             return
         tmp = self.state_path.with_suffix(".tmp")
         tmp.write_text(json.dumps({k: asdict(v) for k, v in self.loans.items()}))
-        os.replace(tmp, self.state_path)  # atomic: a power cut leaves the old or the new file
+        tmp.replace(self.state_path)  # atomic: a power cut leaves the old or the new file
 
     def due_for(self, now: datetime) -> datetime:
         if self.config.loan_due == "hours":
@@ -117,8 +120,9 @@ class LockersSource:
         due = datetime.combine(local.date(), self.room.closes, tzinfo=self.room.tz)
         if due <= local:
             # borrowed after closing (a late return desk): due at the next day's closing
-            due = datetime.combine(local.date() + timedelta(days=1), self.room.closes,
-                                   tzinfo=self.room.tz)
+            due = datetime.combine(
+                local.date() + timedelta(days=1), self.room.closes, tzinfo=self.room.tz
+            )
         return due
 
     # -- hardware ------------------------------------------------------------------------
@@ -139,7 +143,9 @@ class LockersSource:
             )
             present, charging = {}, {}
             for slot in bank.slots:
-                present[slot.slot] = DigitalInputDevice(slot.present_pin, pull_up=True, pin_factory=f)
+                present[slot.slot] = DigitalInputDevice(
+                    slot.present_pin, pull_up=True, pin_factory=f
+                )
                 if slot.charging_pin is not None:
                     charging[slot.slot] = DigitalInputDevice(
                         slot.charging_pin, pull_up=True, pin_factory=f
@@ -159,24 +165,38 @@ class LockersSource:
     def _diff(self, sink: Sink, bank: _Bank, before: LockerData, after: LockerData) -> None:
         bid = bank.config.id
         if before.door_open != after.door_open:
-            sink.emit(EventData(type="door_opened" if after.door_open else "door_closed", locker=bid))
+            sink.emit(
+                EventData(type="door_opened" if after.door_open else "door_closed", locker=bid)
+            )
         now = self.clock.now()
         for old, new in zip(before.slots, after.slots, strict=True):
             key = f"{bid}/{new.slot}"
             if old.present and not new.present:
                 borrower = None
-                if self._last_badge and self.clock.monotonic() - self._last_badge[1] <= BADGE_ATTRIBUTION_S:
+                if (
+                    self._last_badge
+                    and self.clock.monotonic() - self._last_badge[1] <= BADGE_ATTRIBUTION_S
+                ):
                     borrower = self._last_badge[0]
                 due = self.due_for(now)
                 self.loans[key] = Loan(borrower, due.isoformat())
                 self._save()
-                sink.emit(EventData(type="checkout", locker=bid, slot=new.slot,
-                                    borrower=borrower, due=due))
+                sink.emit(
+                    EventData(
+                        type="checkout", locker=bid, slot=new.slot, borrower=borrower, due=due
+                    )
+                )
             elif not old.present and new.present:
                 loan = self.loans.pop(key, None)
                 self._save()
-                sink.emit(EventData(type="return", locker=bid, slot=new.slot,
-                                    borrower=loan.borrower if loan else None))
+                sink.emit(
+                    EventData(
+                        type="return",
+                        locker=bid,
+                        slot=new.slot,
+                        borrower=loan.borrower if loan else None,
+                    )
+                )
 
     def _overdue(self, sink: Sink) -> None:
         now = self.clock.now()
@@ -186,8 +206,11 @@ class LockersSource:
                 bank, slot = key.split("/", 1)
                 loan.overdue_reported = True
                 self._save()
-                sink.emit(EventData(type="overdue", locker=bank, slot=slot,
-                                    borrower=loan.borrower, due=due))
+                sink.emit(
+                    EventData(
+                        type="overdue", locker=bank, slot=slot, borrower=loan.borrower, due=due
+                    )
+                )
 
     async def _on_badge(self, sink: Sink, badge_id: str) -> None:
         pseudonym = pseudonymise(badge_id, self._secret)

@@ -39,9 +39,12 @@ class PresenceHold:
         if present:
             self.occupied = True
             self._last_presence = now
-        elif self.occupied and self._last_presence is not None:
-            if now - self._last_presence >= self.hold_s:
-                self.occupied = False
+        elif (
+            self.occupied
+            and self._last_presence is not None
+            and now - self._last_presence >= self.hold_s
+        ):
+            self.occupied = False
         return self.occupied
 
     def seconds_to_free(self, now: float) -> float | None:
@@ -150,9 +153,10 @@ class OccupancySource:
             pir.when_no_motion = hand(_Edge("motion", active=False))
             pirs.append(pir)
         if self.counter is not None:
-            for which, pin in (("outer", cfg.beam_outer_pin), ("inner", cfg.beam_inner_pin)):
+            beams = (("outer", cfg.beam_outer_pin), ("inner", cfg.beam_inner_pin))
+            for which, beam_pin in beams:
                 # IR receivers pull low while the beam is broken: active = blocked
-                beam = DigitalInputDevice(pin, pull_up=True, pin_factory=f)
+                beam = DigitalInputDevice(beam_pin, pull_up=True, pin_factory=f)
                 beam.when_activated = hand(_Edge("beam", which, True))
                 beam.when_deactivated = hand(_Edge("beam", which, False))
                 self._devices.append(beam)
@@ -208,7 +212,7 @@ class OccupancySource:
             changed = self._maybe_reset(sink)
             data = self.reading(pirs, seats, now)
             due = now - last_sent >= self.interval_s
-            if (data != last or changed) and now - last_sent >= self.min_gap_s or due:
+            if ((data != last or changed) and now - last_sent >= self.min_gap_s) or due:
                 sink.emit(data)
                 last, last_sent = data, now
             wait = self.interval_s - (now - last_sent)

@@ -149,7 +149,9 @@ class PingResult:
 
 
 _SUMMARY = re.compile(r"(\d+) packets transmitted, (\d+) (?:packets )?received")
-_RTT = re.compile(r"(?:rtt|round-trip) min/avg/max(?:/mdev)? = ([\d.]+)/([\d.]+)/([\d.]+)(?:/([\d.]+))?")
+_RTT = re.compile(
+    r"(?:rtt|round-trip) min/avg/max(?:/mdev)? = ([\d.]+)/([\d.]+)/([\d.]+)(?:/([\d.]+))?"
+)
 _REPLY = re.compile(r"(?:icmp_seq|seq)=\d+ .*?time[=<]([\d.]+) ?ms")
 
 
@@ -202,7 +204,9 @@ async def subprocess_runner(argv: Sequence[str], timeout: float) -> CommandResul
         proc.kill()
         await proc.wait()
         raise
-    return CommandResult(proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace"))
+    return CommandResult(
+        proc.returncode or 0, out.decode(errors="replace"), err.decode(errors="replace")
+    )
 
 
 async def system_resolver(name: str) -> None:
@@ -218,7 +222,7 @@ async def urllib_http_probe(url: str, timeout: float) -> int:
     def get() -> int:
         opener = urllib.request.build_opener(_NoRedirect)
         try:
-            with opener.open(url, timeout=timeout) as resp:  # noqa: S310 - configured http(s) URL
+            with opener.open(url, timeout=timeout) as resp:
                 return int(resp.status)
         except urllib.error.HTTPError as exc:  # 3xx/4xx/5xx arrive as errors here
             return int(exc.code)
@@ -264,7 +268,9 @@ class WifiSource:
             self.problems.append(f"{' '.join(argv)}: {exc or 'timed out'}")
             return None
         if result.returncode != 0:
-            self.problems.append(f"{' '.join(argv)}: {result.stderr.strip()[:120] or result.returncode}")
+            self.problems.append(
+                f"{' '.join(argv)}: {result.stderr.strip()[:120] or result.returncode}"
+            )
             return None
         return result.stdout
 
@@ -299,8 +305,17 @@ class WifiSource:
 
     async def _ping(self, host: str) -> PingResult | None:
         timeout = self.config.timeout_s
-        argv = ["ping", "-n", "-c", str(self.config.ping_count), "-i", "0.2", "-W",
-                str(max(1, round(timeout))), host]
+        argv = [
+            "ping",
+            "-n",
+            "-c",
+            str(self.config.ping_count),
+            "-i",
+            "0.2",
+            "-W",
+            str(max(1, round(timeout))),
+            host,
+        ]
         try:
             result = await self._run(argv, timeout + self.config.ping_count)
         except (FileNotFoundError, TimeoutError, OSError) as exc:
