@@ -11,12 +11,14 @@ import asyncio
 import contextlib
 import json
 import logging
+import sys
 import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiomqtt
 from aiomqtt.types import PayloadType
@@ -31,6 +33,9 @@ from gateway.errors import TopicError
 from gateway.topics import Topic, room_filter
 
 _LOGGER = logging.getLogger(__name__)
+
+#: every demo room is in Germany, as the UBA thresholds are
+DEMO_TZ = ZoneInfo("Europe/Berlin")
 
 SITES = ("stadtbuecherei-mitte", "gesamtschule-nord", "stadtteilbibliothek-ost")
 
@@ -78,20 +83,27 @@ def co2_word(ppm: float | None) -> str:
     return f"{ppm:.0f} CRITICAL"
 
 
+def _local(ts: str | None) -> str:
+    if not ts:
+        return "-"
+    when = datetime.fromisoformat(ts.replace("Z", "+00:00"))
+    return when.astimezone(DEMO_TZ).strftime("%a %H:%M")
+
+
 def render(views: dict[tuple[str, str], RoomView], url: str) -> Table:
     table = Table(title=f"learnroom demo - broker {url} - Ctrl-C stops", expand=True)
     for col in (
-        "site/room",
+        "room",
         "gateway",
         "people",
-        "room",
+        "state",
         "seats free",
         "devices",
         "CO2 ppm",
         "temp",
         "Wi-Fi",
         "outbox",
-        "sim time",
+        "room time",
     ):
         table.add_column(col)
     for (site, room), v in sorted(views.items()):
@@ -107,7 +119,7 @@ def render(views: dict[tuple[str, str], RoomView], url: str) -> Table:
         temp = env.get("temperature_c")
         rssi = wifi.get("rssi_dbm")
         table.add_row(
-            f"{site}/{room}",
+            f"{site[:14]}/{room}",
             "online" if online else ("OFFLINE" if online is False else "-"),
             f"{occ.get('people', '-')}/{occ.get('capacity', '-')}" if occ else "-",
             ("occupied" if occ.get("occupied") else "free") if occ else "-",
@@ -119,7 +131,7 @@ def render(views: dict[tuple[str, str], RoomView], url: str) -> Table:
             if rssi is not None
             else "-",
             str(health.get("outbox_depth", "-")),
-            (v.last_ts or "-")[11:16],
+            _local(v.last_ts),
         )
     return table
 
@@ -170,7 +182,7 @@ async def run_demo(
 ) -> int:
     from gateway.agent.build import build_agent, simulated_room_config  # noqa: PLC0415
 
-    console = Console()
+    console = Console(width=None if sys.stdout.isatty() else 160)
     # start the simulated day at 07:30 local time today, so the demo opens with the doors
     start = datetime.now(UTC).replace(hour=6, minute=30, second=0, microsecond=0)
     with tempfile.TemporaryDirectory(prefix="learnroom-demo-") as tmp:

@@ -7,6 +7,7 @@ ingest rejects it rather than draw it on a dashboard.
 
 from __future__ import annotations
 
+import functools
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -41,7 +42,9 @@ def _range(bounds: tuple[float, float]) -> Any:  # noqa: ANN401 - a pydantic Fie
 class _Data(BaseModel):
     """Payload data: strict about unknown keys so a typo on a satellite is seen, not lost."""
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # defer_build: a gateway validates a handful of kinds; building every schema at import
+    # would cost it megabytes of RSS on a Pi for models it never touches
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class StatusData(_Data):
@@ -139,7 +142,7 @@ class AlertData(_Data):
 
 
 class _EnvelopeBase(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
     v: Literal[1] = 1
     site: Slug
@@ -219,7 +222,12 @@ AnyData = (
     | AlertData
 )
 
-ENVELOPE_ADAPTER: TypeAdapter[Envelope] = TypeAdapter(Envelope)
+
+@functools.cache
+def envelope_adapter() -> TypeAdapter[Envelope]:
+    """Built on first use: the central side parses every kind, a gateway never does."""
+    return TypeAdapter(Envelope)
+
 
 DATA_MODELS: dict[str, type[_Data]] = {
     "status": StatusData,
@@ -261,12 +269,12 @@ def make_envelope(
 
 def parse_envelope(payload: bytes | str) -> Envelope:
     """Validate a payload; raises pydantic's ``ValidationError`` naming the bad field."""
-    return ENVELOPE_ADAPTER.validate_json(payload)
+    return envelope_adapter().validate_json(payload)
 
 
 def envelope_json_schema() -> dict[str, Any]:
     """JSON Schema of the envelope for third parties (``learnroom schema``)."""
-    schema = ENVELOPE_ADAPTER.json_schema(mode="serialization")
+    schema = envelope_adapter().json_schema(mode="serialization")
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://learnroom.example/schema/envelope-v1.json"
     schema["title"] = "learnroom MQTT envelope v1"

@@ -36,6 +36,7 @@ class SimulatedRoom:
     def __init__(self, config: RoomConfig, clock: Clock, *, seed: str, state_dir: Path) -> None:
         self.config = config
         self.clock = clock
+        self.state_dir = state_dir
         room = config.room
         self.factory = sim_factory()
         self.pins = RoomPins(self.factory, config.occupancy, config.lockers)
@@ -77,7 +78,7 @@ class SimulatedRoom:
                     self.factory,
                     badge_reader=self.badges if cfg.lockers.badge and secret else None,
                     secret=secret or None,
-                    state_path=self.wifi.state_dir.parent / f"loans-{room.site}-{room.room}.json",
+                    state_path=self.state_dir / f"loans-{room.site}-{room.room}.json",
                 )
             )
         if cfg.environment.sensors:

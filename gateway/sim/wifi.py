@@ -7,7 +7,10 @@ the same code as a Pi does. The world mutates the conditions; this module only r
 from __future__ import annotations
 
 import asyncio
+import atexit
 import random
+import shutil
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,9 +40,14 @@ class SimWifi:
     def __init__(self, conditions: WifiConditions, rng: random.Random, state_dir: Path) -> None:
         self.c = conditions
         self.rng = rng
+        shm = Path("/dev/shm")  # noqa: S108 - a tmpfs, as /proc is no disk either
+        if shm.is_dir():
+            state_dir = Path(tempfile.mkdtemp(prefix="learnroom-sim-", dir=shm))
+            atexit.register(shutil.rmtree, state_dir, ignore_errors=True)
         self.state_dir = state_dir
-        self.proc_wireless = state_dir / "proc_net_wireless"
-        self.proc_route = state_dir / "proc_net_route"
+        self._written: dict[Path, str] = {}
+        self.proc_wireless = self.state_dir / "proc_net_wireless"
+        self.proc_route = self.state_dir / "proc_net_route"
 
     def source_kwargs(self) -> dict[str, Any]:
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -53,17 +61,25 @@ class SimWifi:
         }
 
     def write_proc(self) -> None:
+        """Like the kernel's /proc: in memory (tmpfs) and rewritten only when it changes."""
         gw = bytes(int(p) for p in self.c.gateway_ip.split("."))[::-1].hex().upper()
-        self.proc_route.write_text(
+        self._write(
+            self.proc_route,
             "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n"
-            f"wlan0\t00000000\t{gw}\t0003\t0\t0\t303\t00000000\t0\t0\t0\n"
+            f"wlan0\t00000000\t{gw}\t0003\t0\t0\t303\t00000000\t0\t0\t0\n",
         )
         level = f"{self.c.rssi_dbm:.0f}." if self.c.connected else "-256."
-        self.proc_wireless.write_text(
+        self._write(
+            self.proc_wireless,
             "Inter-| sta-|   Quality        |   Discarded packets               | Missed | WE\n"
             " face | tus | link level noise |  nwid  crypt   frag  retry   misc | beacon | 22\n"
-            f" wlan0: 0000   50.  {level}  -256        0      0      0      0      0        0\n"
+            f" wlan0: 0000   50.  {level}  -256        0      0      0      0      0        0\n",
         )
+
+    def _write(self, path: Path, text: str) -> None:
+        if self._written.get(path) != text:
+            path.write_text(text)
+            self._written[path] = text
 
     def render_link(self) -> str:
         c = self.c
