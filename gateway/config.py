@@ -116,7 +116,7 @@ class OutboxSection(_Config):
     max_messages: int = Field(default=200_000, ge=10)
     #: Readings are committed together at most this often (fewer writes to the SD card).
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
-    #: Deletes of acknowledged messages wait for the next insert commit, or this long at most;
+    #: Acknowledged messages are deleted in bulk this often (whole pages freed at once);
     #: a crash re-sends at most this much (harmless: the central side is idempotent).
     delete_interval_s: float = Field(default=30.0, gt=0, le=600)
     #: Messages awaiting PUBACK at once.

@@ -141,11 +141,19 @@ class Outbox:
     def is_acked(self, seq: int) -> bool:
         return seq in self._acks
 
-    def flush(self) -> list[Row]:
-        """Commit buffered inserts and deletes in one transaction; return the new rows."""
-        if not self._puts and not self._acks:
+    def flush(self, *, deletes: bool = True) -> list[Row]:
+        """Commit buffered inserts (and the deletes of acknowledged messages, unless
+        ``deletes`` is False) in one transaction; return the new rows.
+
+        Deleting in bulk now and then frees whole pages at once; deleting a few rows with
+        every commit rewrites the same pages again and again.
+        """
+        if not deletes and self._count + len(self._puts) > self.max_messages:
+            deletes = True  # acknowledged rows make room before any unsent one is dropped
+        acks = self._acks if deletes else set()
+        if not self._puts and not acks:
             return []
-        puts, acks = self._puts, self._acks
+        puts = self._puts
         db = self.db
         try:
             db.execute("BEGIN")
@@ -178,7 +186,9 @@ class Outbox:
                 db.execute("ROLLBACK")
             raise OutboxError(f"{self.path}: cannot write the outbox: {exc}") from exc
         self.commits += 1
-        self._puts, self._acks = [], set()
+        self._puts = []
+        if deletes:
+            self._acks = set()
         self._count = count
         if dropped_now:
             self._dropped += dropped_now

@@ -127,24 +127,31 @@ class Agent:
         self.emit(StatusData(online=True, version=self.version, started=self._started))
         self._flush()
 
-    def _flush(self) -> None:
+    def _flush(self, *, deletes: bool = True) -> None:
         self._put.clear()
-        self._dirty.clear()
-        if self.outbox.flush():
+        if deletes or self.outbox.pending_acks == 0:
+            self._dirty.clear()
+        if self.outbox.flush(deletes=deletes):
             self._new_rows.set()
 
     # -- tasks -------------------------------------------------------------------------------
     async def _committer(self) -> None:
-        """Group inserts into one commit per ``commit_interval_s``; deletes ride along."""
+        """One commit of inserts per ``commit_interval_s``; deletes in bulk, rarely."""
         settings = self.config.outbox
+        loop = asyncio.get_running_loop()
+        last_delete = loop.time()
         while True:
             await self._dirty.wait()
             if not self.outbox.pending_puts:
+                left = settings.delete_interval_s - (loop.time() - last_delete)
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._put.wait(), settings.delete_interval_s)
+                    await asyncio.wait_for(self._put.wait(), max(left, 0.0))
             if self.outbox.pending_puts:
                 await asyncio.sleep(settings.commit_interval_s)
-            self._flush()
+            deletes = loop.time() - last_delete >= settings.delete_interval_s
+            self._flush(deletes=deletes)
+            if deletes:
+                last_delete = loop.time()
 
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()
