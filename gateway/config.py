@@ -7,6 +7,7 @@ Secrets may come from the environment instead of the file, so the file can be wo
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Mapping
 from datetime import time
@@ -180,6 +181,18 @@ class BadgeSection(_Config):
     #: "any" opens for every badge; otherwise a list of allowed pseudonyms (see
     #: ``learnroom pseudonym``), so that no clear badge ID is stored on the gateway.
     allow: Literal["any"] | list[str] = "any"
+
+    @field_validator("allow")
+    @classmethod
+    def _pseudonyms_only(cls, value: Literal["any"] | list[str]) -> Literal["any"] | list[str]:
+        if isinstance(value, list):
+            for i, item in enumerate(value):
+                if not re.fullmatch(r"[0-9a-f]{32}", item):
+                    raise ValueError(
+                        f"allow[{i}] {item[:6]!r}... is not a pseudonym: list the output of "
+                        "`learnroom pseudonym BADGE-ID`, never the badge ID itself"
+                    )
+        return value
 
 
 class LockersSection(_Config):
