@@ -10,7 +10,7 @@ from gateway import const
 from gateway.agent.sources.health import HealthSource
 from gateway.clock import ScaledClock
 from gateway.discovery import Advertiser, BrokerNotFoundError, browse, find_broker
-from gateway.models import AnyData
+from tests.sink import Recorder
 
 LOOPBACK = ["127.0.0.1"]
 
@@ -58,17 +58,6 @@ async def test_broker_found_over_mdns_and_clear_error_when_none():
     finally:
         await azc.async_unregister_service(info)
         await azc.async_close()
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.data: list[AnyData] = []
-
-    def emit(self, data: AnyData, sub: str | None = None, ts: object = None) -> None:
-        self.data.append(data)
-
-    def fault(self, source: str, problem: str | None) -> None:
-        pass
 
 
 async def test_health_reports_outbox_faults_and_cpu_temperature(tmp_path: Path):

@@ -9,20 +9,8 @@ import pytest
 from gateway.agent.sources.environment import EnvironmentSource
 from gateway.clock import ScaledClock
 from gateway.config import EnvironmentSection
-from gateway.models import AnyData
 from gateway.sim.i2c import AirConditions, SimBuses
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.data: list[AnyData] = []
-        self.faults: dict[str, str | None] = {}
-
-    def emit(self, data: AnyData, sub: str | None = None, ts: object = None) -> None:
-        self.data.append(data)
-
-    def fault(self, source: str, problem: str | None) -> None:
-        self.faults[source] = problem
+from tests.sink import Recorder
 
 
 def source(air: AirConditions, *kinds: str, clock: ScaledClock | None = None, **cfg):

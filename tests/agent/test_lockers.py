@@ -13,8 +13,9 @@ from gateway.agent.sources.badge import QueueBadgeReader, pseudonymise
 from gateway.agent.sources.lockers import LockersSource
 from gateway.clock import ScaledClock
 from gateway.config import LockersSection, OccupancySection, RoomSection
-from gateway.models import AnyData, EventData, LockerData
+from gateway.models import LockerData
 from gateway.sim.pins import RoomPins, sim_factory
+from tests.sink import Recorder
 
 SECRET = b"site-secret-for-tests-only"
 BADGE = "04A1B2C3D4E5F6"
@@ -39,31 +40,6 @@ def section(**kw) -> LockersSection:
             **kw,
         }
     )
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.data: list[tuple[AnyData, str | None]] = []
-        self.changed = asyncio.Event()
-
-    def emit(self, data: AnyData, sub: str | None = None, ts: object = None) -> None:
-        self.data.append((data, sub))
-        self.changed.set()
-
-    def fault(self, source: str, problem: str | None) -> None:
-        pass
-
-    def events(self, kind: str) -> list[EventData]:
-        return [d for d, _ in self.data if isinstance(d, EventData) and d.type == kind]
-
-    async def event(self, kind: str, timeout: float = 10) -> EventData:
-        async def wait() -> EventData:
-            while not self.events(kind):
-                self.changed.clear()
-                await self.changed.wait()
-            return self.events(kind)[-1]
-
-        return await asyncio.wait_for(wait(), timeout)
 
 
 async def start(clock, cfg: LockersSection, state: Path | None = None, out: tuple[str, ...] = ()):
@@ -107,7 +83,7 @@ async def test_badge_checkout_return_with_due_at_closing_time():
         assert checkout.borrower == accepted.borrower
         assert checkout.due == datetime(2026, 11, 24, 19, 0, tzinfo=UTC), "20:00 in Berlin"
         await sink.event("door_closed")
-        state = [d for d, sub in sink.data if isinstance(d, LockerData) and sub == "a"][-1]
+        state = [d for d, sub in sink.items if isinstance(d, LockerData) and sub == "a"][-1]
         assert state.slots[0].present is False
         assert state.slots[0].charging is False
         assert state.slots[1].charging is None, "no charging input fitted"
@@ -181,6 +157,6 @@ async def test_no_clear_badge_id_in_anything_emitted():
         await sink.event("checkout")
     finally:
         await stop(task)
-    text = json.dumps([d.model_dump(mode="json") for d, _ in sink.data])
+    text = json.dumps([d.model_dump(mode="json") for d in sink.data])
     assert BADGE not in text
     assert BADGE.lower() not in text

@@ -14,8 +14,9 @@ from hypothesis import strategies as st
 from gateway.agent.sources.occupancy import DoorCounter, OccupancySource, PresenceHold
 from gateway.clock import ScaledClock
 from gateway.config import LockersSection, OccupancySection
-from gateway.models import AnyData, EventData, OccupancyData
+from gateway.models import EventData, OccupancyData
 from gateway.sim.pins import RoomPins, sim_factory
+from tests.sink import Recorder
 
 edges = st.lists(
     st.tuples(st.sampled_from(["outer", "inner"]), st.booleans(), st.floats(0, 5)), max_size=200
@@ -84,35 +85,6 @@ def test_hold_time_respected(events, hold):
             assert not occupied, "free once the hold time has passed"
         else:
             assert not occupied
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.data: list[AnyData] = []
-        self.changed = asyncio.Event()
-
-    def emit(self, data: AnyData, sub: str | None = None, ts: object = None) -> None:
-        self.data.append(data)
-        self.changed.set()
-
-    def fault(self, source: str, problem: str | None) -> None:
-        pass
-
-    def mark(self) -> int:
-        return len(self.data)
-
-    async def until(self, pred, timeout: float = 10.0, after: int = 0) -> AnyData:
-        """The first emitted reading from index ``after`` on that satisfies ``pred``."""
-
-        async def wait() -> AnyData:
-            while True:
-                for d in self.data[after:]:
-                    if pred(d):
-                        return d
-                self.changed.clear()
-                await self.changed.wait()
-
-        return await asyncio.wait_for(wait(), timeout)
 
 
 CFG = OccupancySection(

@@ -18,8 +18,9 @@ from gateway.agent.sources.wifi import (
 )
 from gateway.clock import ScaledClock
 from gateway.config import WifiSection
-from gateway.models import AnyData, EventData, WifiData
+from gateway.models import EventData, WifiData
 from gateway.sim.wifi import SimWifi, WifiConditions
+from tests.sink import Recorder
 
 FIX = Path(__file__).parent.parent / "fixtures" / "wifi"
 
@@ -91,18 +92,6 @@ def test_all_lost_ping():
     assert p is not None
     assert (p.loss_pct, p.avg_ms, p.jitter_ms) == (100.0, None, None)
     assert parse_ping("ping: unknown host") is None
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.data: list[AnyData] = []
-        self.faults: dict[str, str | None] = {}
-
-    def emit(self, data: AnyData, sub: str | None = None, ts: object = None) -> None:
-        self.data.append(data)
-
-    def fault(self, source: str, problem: str | None) -> None:
-        self.faults[source] = problem
 
 
 def make(tmp_path: Path, cond: WifiConditions, **cfg) -> WifiSource:
