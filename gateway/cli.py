@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import json
 import logging
 import os
@@ -136,7 +137,7 @@ def cmd_discover(args: argparse.Namespace) -> int:
 
     found = asyncio.run(browse(const.MDNS_GATEWAY_TYPE, args.timeout, args.interface))
     if args.json:
-        print(json.dumps([f.__dict__ | {"addresses": list(f.addresses)} for f in found], indent=2))
+        print(json.dumps([dataclasses.asdict(f) for f in found], indent=2))
         return 0
     if not found:
         print(f"no learnroom gateways answered within {args.timeout:.0f} s")

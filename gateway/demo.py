@@ -231,10 +231,9 @@ async def run_demo(
                                 await asyncio.wait_for(stop.wait(), 0.5)
                 else:
                     await stop.wait()
+                    console.print(render(views, url))  # the live state, before the goodbyes
                 for agent in agents:
                     agent.stop()
                 await asyncio.gather(*runs, return_exceptions=True)
                 watcher.cancel()
-            if not table:
-                console.print(render(views, url))
     return 0
