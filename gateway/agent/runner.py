@@ -105,7 +105,11 @@ class Agent:
 
     @property
     def faults(self) -> list[str]:
-        return sorted(self._faults)
+        """Failing sources, and readings refused for size, as health reports them."""
+        out = sorted(self._faults)
+        if self.refused:
+            out.append(f"refused-oversized:{self.refused}")
+        return out
 
     def outbox_stats(self) -> tuple[int, int]:
         return self.outbox.depth, self.outbox.dropped

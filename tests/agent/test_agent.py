@@ -247,3 +247,20 @@ async def test_bad_credentials_said_once_not_hot_looped(
         with pytest.raises(asyncio.CancelledError):
             await task
         outbox.close()
+
+
+async def test_oversized_reading_is_refused_counted_and_costs_no_seq(
+    mosquitto: Mosquitto, state_dir: Path
+):
+    config = room_config(mosquitto, state_dir)
+    with Outbox(config.outbox.path, 100) as outbox:
+        agent = Agent(config, outbox, [], RealClock())
+        slots = [SlotState(slot=f"slot-{i:04d}-{'x' * 20}", present=True) for i in range(2000)]
+        agent.emit(LockerData(door_open=False, slots=slots), "a")
+        agent.emit(OccupancyData(people=1, occupied=True))
+        outbox.flush()
+        rows = outbox.rows_after(-1, 100, 10)
+    assert [r.topic.rsplit("/", 1)[-1] for r in rows] == ["occupancy"]
+    assert rows[0].seq == 0, "the refused reading took no seq: no false gap at the centre"
+    assert agent.refused == 1
+    assert "refused-oversized:1" in agent.faults, "health tells IT support"
