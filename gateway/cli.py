@@ -65,6 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", default="1")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--no-table", action="store_true", help="log instead of the live table")
+    demo.add_argument(
+        "--broker",
+        choices=["auto", "mosquitto", "amqtt"],
+        default="auto",
+        help="embedded broker: Mosquitto when installed (auto), or amqtt in process",
+    )
     _add_common(demo)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
@@ -201,6 +207,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             seed=args.seed,
             duration=args.duration,
             table=not args.no_table,
+            broker=args.broker,
         )
     )
 

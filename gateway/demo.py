@@ -56,11 +56,11 @@ def demo_rooms(rooms: int, sites: int) -> list[tuple[str, str]]:
 
 
 @contextlib.asynccontextmanager
-async def demo_broker(port: int, workdir: Path) -> AsyncIterator[str]:
+async def demo_broker(port: int, workdir: Path, kind: str = "auto") -> AsyncIterator[str]:
     """Mosquitto when it is installed (as in production), else amqtt in this process."""
-    if port_open("127.0.0.1", port):
-        port = free_port()
-    if mosquitto_path() is not None:
+    if port == 0 or port_open("127.0.0.1", port):
+        port = free_port()  # 1883 taken (a system broker): any free port will do
+    if kind == "mosquitto" or (kind == "auto" and mosquitto_path() is not None):
         broker = Mosquitto(workdir / "mosquitto", port)
         broker.start()
         try:
@@ -179,6 +179,7 @@ async def run_demo(
     seed: str = "1",
     duration: float | None = None,
     table: bool = True,
+    broker: str = "auto",
 ) -> int:
     from gateway.agent.build import build_agent, simulated_room_config  # noqa: PLC0415
 
@@ -187,7 +188,10 @@ async def run_demo(
     start = datetime.now(UTC).replace(hour=6, minute=30, second=0, microsecond=0)
     with tempfile.TemporaryDirectory(prefix="learnroom-demo-") as tmp:
         workdir = Path(tmp)
-        async with demo_broker(mqtt_port, workdir) as url, contextlib.AsyncExitStack() as stack:
+        async with (
+            demo_broker(mqtt_port, workdir, broker) as url,
+            contextlib.AsyncExitStack() as stack,
+        ):
             console.print(f"[bold]learnroom demo[/]: broker at {url}, {rooms} simulated rooms")
             agents = []
             for site, room in demo_rooms(rooms, sites):

@@ -12,6 +12,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from gateway.broker import Mosquitto
 from gateway.discovery import Advertiser
 
@@ -29,9 +31,12 @@ def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None):
     )
 
 
-def test_demo_shows_every_room_live():
+@pytest.mark.parametrize("broker", ["mosquitto", "amqtt"])
+def test_demo_shows_every_room_live(broker: str):
     done = run(
         "demo",
+        "--broker",
+        broker,
         "--rooms",
         "3",
         "--sites",
