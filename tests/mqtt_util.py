@@ -46,11 +46,16 @@ class Collector:
         self.persistent = persistent
         self.client.on_connect = self._on_connect
         self.client.on_message = self._on_message
+        self.client.on_subscribe = self._on_subscribe
+        self._subscribed = threading.Event()
         self.client.reconnect_delay_set(1, 1)
         self.port = port
 
     def _on_connect(self, client: mqtt.Client, *_: Any) -> None:
         client.subscribe(self.topic, options=SubscribeOptions(qos=1, retainAsPublished=True))
+
+    def _on_subscribe(self, *_: Any) -> None:
+        self._subscribed.set()
 
     def _on_message(self, client: mqtt.Client, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._cond:
@@ -70,12 +75,9 @@ class Collector:
         return self
 
     def wait_subscribed(self, timeout: float = 10) -> None:
-        deadline = time.monotonic() + timeout
-        while not self.client.is_connected():
-            if time.monotonic() > deadline:
-                raise TimeoutError("collector did not connect")
-            time.sleep(0.01)
-        time.sleep(0.1)  # SUBACK follows CONNACK
+        """Until the broker acknowledged the subscription: nothing after this is missed."""
+        if not self._subscribed.wait(timeout):
+            raise TimeoutError("collector's subscription was not acknowledged")
 
     def __exit__(self, *exc: object) -> None:
         self.client.loop_stop()
