@@ -1,0 +1,1 @@
+"""Central services (ingest, alerts, display); they import the contract, never copy it."""
