@@ -44,19 +44,22 @@ async def test_broker_found_over_mdns_and_clear_error_when_none():
         assert 'instead of "auto"' in str(exc)
     else:
         raise AssertionError("no broker advertised, yet one was found")
+    import uuid
+
     azc = AsyncZeroconf(interfaces=LOOPBACK)
+    name = f"test-broker-{uuid.uuid4().hex[:8]}"  # unique: other runs may share the loopback
     info = AsyncServiceInfo(
         const.MDNS_MQTT_TYPE,
-        f"test-broker.{const.MDNS_MQTT_TYPE}",
+        f"{name}.{const.MDNS_MQTT_TYPE}",
         addresses=[socket.inet_aton("127.0.0.1")],
         port=18830,
-        server="test-broker.local.",
+        server=f"{name}.local.",
     )
-    await azc.async_register_service(info)
     try:
+        await azc.async_register_service(info)
         assert await find_broker(1.5, LOOPBACK) == ("127.0.0.1", 18830)
-    finally:
         await azc.async_unregister_service(info)
+    finally:
         await azc.async_close()
 
 
