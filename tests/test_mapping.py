@@ -12,12 +12,14 @@ from hypothesis import strategies as st
 from gateway.central.mapping import to_lines
 from gateway.influxd import Influxd
 from gateway.models import (
+    AlertData,
     EnvironmentData,
     EventData,
     HealthData,
     LockerData,
     OccupancyData,
     SlotState,
+    StatusData,
     WifiData,
     make_envelope,
 )
@@ -85,6 +87,14 @@ def test_each_kind_lands_in_its_measurement_with_its_types(influx: Influxd):
         )
     )
     lines += to_lines(env(HealthData(uptime_s=12.5, outbox_depth=3, outbox_dropped=0), room="occ"))
+    lines += to_lines(env(StatusData(online=False, version="0.1.0"), room="occ"))
+    lines += to_lines(
+        env(
+            AlertData(rule="co2", severity="warning", firing=True, message="Bitte lüften"),
+            room="occ",
+        ),
+        "co2",
+    )
     influx.write(lines, DB)
     (occ,) = rows(influx, "SELECT * FROM occupancy WHERE room = 'occ'")
     assert (occ["people"], occ["seats_free"], occ["occupied"], occ["time"]) == (
@@ -105,6 +115,11 @@ def test_each_kind_lands_in_its_measurement_with_its_types(influx: Influxd):
     types = {f["fieldKey"]: f["fieldType"] for f in fields}
     assert types["outbox_depth"] == "integer"
     assert types["uptime_s"] == "float"
+    (status,) = rows(influx, "SELECT online, version FROM gateway WHERE room = 'occ'")
+    assert (status["online"], status["version"]) == (False, "0.1.0")
+    (alert,) = rows(influx, "SELECT * FROM alert WHERE room = 'occ' GROUP BY *")
+    assert (alert["rule"], alert["severity"], alert["firing"]) == ("co2", "warning", True)
+    assert alert["message"] == "Bitte lüften"
 
 
 def test_redelivery_changes_nothing(influx: Influxd):

@@ -9,22 +9,14 @@ a float field later written as integer). The borrower never becomes a point.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from influxdb_client.client.write.point import Point
 from influxdb_client.domain.write_precision import WritePrecision
 
-from gateway.models import (
-    AlertsEnvelope,
-    EnvironmentEnvelope,
-    EventsEnvelope,
-    HealthEnvelope,
-    LockersEnvelope,
-    OccupancyEnvelope,
-    StatusEnvelope,
-    WifiEnvelope,
-)
+from gateway.models import EventsEnvelope, LockersEnvelope
 
 AnyEnvelope = Any  # one of the envelope models; kept loose for the table below
 
@@ -45,13 +37,53 @@ def _point(measurement: str, env: AnyEnvelope, **tags: str | None) -> Point:
     return timed
 
 
+@dataclass(frozen=True)
+class Spec:
+    """One row of the schema table: a kind's measurement, its extra tags and typed fields."""
+
+    measurement: str
+    tags: tuple[str, ...] = ()
+    ints: tuple[str, ...] = ()
+    floats: tuple[str, ...] = ()
+    bools: tuple[str, ...] = ()
+    strings: tuple[str, ...] = ()
+
+
+#: DESIGN.md "InfluxDB schema", kind by kind (lockers and events fan out, see below).
+TABLE: dict[str, Spec] = {
+    "occupancy": Spec(
+        "occupancy",
+        ints=("people", "seats_free", "seats_total", "capacity"),
+        bools=("occupied",),
+    ),
+    "environment": Spec(
+        "environment",
+        floats=("co2_ppm", "temperature_c", "humidity_pct", "noise_dba", "illuminance_lux"),
+    ),
+    "wifi": Spec(
+        "wifi",
+        tags=("ssid",),
+        floats=("rssi_dbm", "bitrate_mbps", "latency_ms", "jitter_ms", "loss_pct", "dns_ms"),
+        bools=("portal_ok", "ok"),
+        strings=("bssid",),
+    ),
+    "health": Spec(
+        "gateway",
+        floats=("uptime_s", "cpu_pct", "mem_rss_mb", "cpu_temp_c", "disk_free_mb"),
+        ints=("outbox_depth", "outbox_dropped"),
+    ),
+    "status": Spec("gateway", bools=("online",), strings=("version",)),
+    "alerts": Spec("alert", tags=("rule", "severity"), bools=("firing",), strings=("message",)),
+}
+
+
 def _fields(point: Point, values: dict[str, Any], ints: Iterable[str] = ()) -> Point | None:
     as_int = set(ints)
     added = False
     for key, value in values.items():
         if value is None:
             continue
-        if isinstance(value, (bool, str)):
+        if isinstance(value, bool | str):
             point = point.field(key, value)
         elif key in as_int:
             point = point.field(key, int(value))
@@ -61,57 +93,11 @@ def _fields(point: Point, values: dict[str, Any], ints: Iterable[str] = ()) -> P
     return point if added else None
 
 
-def _occupancy(env: OccupancyEnvelope) -> list[Point | None]:
+def _from_table(env: AnyEnvelope, spec: Spec) -> list[Point | None]:
     d = env.data
-    return [
-        _fields(
-            _point("occupancy", env),
-            {
-                "people": d.people,
-                "seats_free": d.seats_free,
-                "seats_total": d.seats_total,
-                "capacity": d.capacity,
-                "occupied": d.occupied,
-            },
-            ints=("people", "seats_free", "seats_total", "capacity"),
-        )
-    ]
-
-
-def _environment(env: EnvironmentEnvelope) -> list[Point | None]:
-    d = env.data
-    return [
-        _fields(
-            _point("environment", env),
-            {
-                "co2_ppm": d.co2_ppm,
-                "temperature_c": d.temperature_c,
-                "humidity_pct": d.humidity_pct,
-                "noise_dba": d.noise_dba,
-                "illuminance_lux": d.illuminance_lux,
-            },
-        )
-    ]
-
-
-def _wifi(env: WifiEnvelope) -> list[Point | None]:
-    d = env.data
-    return [
-        _fields(
-            _point("wifi", env, ssid=d.ssid),
-            {
-                "rssi_dbm": d.rssi_dbm,
-                "bitrate_mbps": d.bitrate_mbps,
-                "latency_ms": d.latency_ms,
-                "jitter_ms": d.jitter_ms,
-                "loss_pct": d.loss_pct,
-                "dns_ms": d.dns_ms,
-                "portal_ok": d.portal_ok,
-                "ok": d.ok,
-                "bssid": d.bssid,
-            },
-        )
-    ]
+    names = spec.ints + spec.floats + spec.bools + spec.strings
+    point = _point(spec.measurement, env, **{t: getattr(d, t) for t in spec.tags})
+    return [_fields(point, {n: getattr(d, n) for n in names}, ints=spec.ints)]
 
 
 def _lockers(env: LockersEnvelope, locker: str | None) -> list[Point | None]:
@@ -136,50 +122,14 @@ def _events(env: EventsEnvelope) -> list[Point | None]:
     return [_fields(point, {"count": 1}, ints=("count",))]
 
 
-def _health(env: HealthEnvelope) -> list[Point | None]:
-    d = env.data
-    return [
-        _fields(
-            _point("gateway", env),
-            {
-                "uptime_s": d.uptime_s,
-                "cpu_pct": d.cpu_pct,
-                "mem_rss_mb": d.mem_rss_mb,
-                "cpu_temp_c": d.cpu_temp_c,
-                "disk_free_mb": d.disk_free_mb,
-                "outbox_depth": d.outbox_depth,
-                "outbox_dropped": d.outbox_dropped,
-            },
-            ints=("outbox_depth", "outbox_dropped"),
-        )
-    ]
-
-
-def _status(env: StatusEnvelope) -> list[Point | None]:
-    d = env.data
-    return [_fields(_point("gateway", env), {"online": d.online, "version": d.version})]
-
-
-def _alerts(env: AlertsEnvelope) -> list[Point | None]:
-    d = env.data
-    point = _point("alert", env, rule=d.rule, severity=d.severity)
-    return [_fields(point, {"firing": d.firing, "message": d.message})]
-
-
-MAPPERS: dict[str, Callable[..., list[Point | None]]] = {
-    "occupancy": _occupancy,
-    "environment": _environment,
-    "wifi": _wifi,
-    "events": _events,
-    "health": _health,
-    "status": _status,
-    "alerts": _alerts,
-}
-
-
 def to_points(env: AnyEnvelope, sub: str | None = None) -> list[Point]:
     """The points of one envelope; ``sub`` is the topic's locker id for ``lockers``."""
-    points = _lockers(env, sub) if env.kind == "lockers" else MAPPERS[env.kind](env)
+    if env.kind == "lockers":
+        points = _lockers(env, sub)
+    elif env.kind == "events":
+        points = _events(env)
+    else:
+        points = _from_table(env, TABLE[env.kind])
     return [p for p in points if p is not None]
 
 
