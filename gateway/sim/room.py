@@ -8,8 +8,11 @@ gpiozero's ``MockFactory`` pins, Sensirion chips on a simulated I2C bus, a radio
 from __future__ import annotations
 
 import asyncio
+import atexit
 import logging
 import random
+import shutil
+import tempfile
 from pathlib import Path
 
 from gateway.agent.sources.badge import QueueBadgeReader
@@ -32,6 +35,17 @@ STEP_S = 10.0
 _APS = ("dc:a6:32:0b:5e:10", "dc:a6:32:0b:5e:20")
 
 
+def _proc_dir(state_dir: Path, site: str, room: str) -> Path:
+    """The simulated radio's /proc files live on tmpfs when there is one, as /proc does, so
+    they do not count as the gateway's disk writes."""
+    shm = Path("/dev/shm")  # noqa: S108 - a tmpfs
+    if not shm.is_dir():
+        return state_dir / f"sim-{site}-{room}"
+    path = Path(tempfile.mkdtemp(prefix=f"learnroom-sim-{site}-{room}-", dir=shm))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
 class SimulatedRoom:
     def __init__(self, config: RoomConfig, clock: Clock, *, seed: str, state_dir: Path) -> None:
         self.config = config
@@ -52,7 +66,7 @@ class SimulatedRoom:
         self.rng = random.Random(f"{seed}-{room.site}-{room.room}-noise")
         self.air = AirConditions()
         self.radio = WifiConditions(ssid=f"{room.site[:20]}-public", bssid=_APS[0])
-        self.wifi = SimWifi(self.radio, self.rng, state_dir / f"sim-{room.site}-{room.room}")
+        self.wifi = SimWifi(self.radio, self.rng, _proc_dir(state_dir, room.site, room.room))
         self.badges = QueueBadgeReader()
         self._acts: set[asyncio.Task[None]] = set()
         self._apply_world()
