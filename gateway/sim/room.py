@@ -98,7 +98,10 @@ class SimulatedRoom:
         if cfg.environment.sensors:
             sources.append(
                 EnvironmentSource(
-                    cfg.environment, cfg.agent.report_interval_s, clock, buses=SimBuses(self.air)
+                    cfg.environment,
+                    cfg.agent.report_interval_s,
+                    clock,
+                    buses=SimBuses(self.air, clock=clock),
                 )
             )
         if cfg.wifi is not None:
