@@ -13,10 +13,14 @@ import sys
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from gateway import __version__
 from gateway.config import load_room_config, load_toml, parse_mqtt_url
 from gateway.errors import ConfigError, LearnroomError
+
+if TYPE_CHECKING:
+    from gateway.central.config import CentralConfig
 
 _LOGGER = logging.getLogger("gateway")
 
@@ -33,6 +37,38 @@ def _add_common(p: argparse.ArgumentParser) -> None:
         choices=["DEBUG", "INFO", "WARNING", "ERROR"],
         help="logging threshold (default INFO, or $LEARNROOM_LOG_LEVEL)",
     )
+
+
+def _add_central(p: argparse.ArgumentParser, *, influx: bool) -> None:
+    p.add_argument("-c", "--config", type=Path, help="central config (TOML)")
+    p.add_argument("--mqtt", metavar="URL", help="mqtt://[user:pass@]host[:port] or mqtts://")
+    if influx:
+        p.add_argument(
+            "--influx",
+            metavar="URL",
+            help="http://host:port?db=learnroom (1.x) or http://host:port?org=O&bucket=B "
+            "(2.x/3.x, token in $LEARNROOM_INFLUX_TOKEN)",
+        )
+
+
+def _central_config(args: argparse.Namespace) -> CentralConfig:
+    """The central config file with the command line's overrides on top."""
+    from gateway.central.config import (  # noqa: PLC0415
+        CentralMqttSection,
+        load_central_config,
+        parse_influx_url,
+    )
+
+    config = load_central_config(args.config)
+    if args.mqtt:
+        mqtt = CentralMqttSection.model_validate(
+            parse_mqtt_url(args.mqtt, config.mqtt).model_dump() | {"protocol": config.mqtt.protocol}
+        )
+        config = config.model_copy(update={"mqtt": mqtt})
+    if getattr(args, "influx", None):
+        influx = parse_influx_url(args.influx, config.influx, os.environ)
+        config = config.model_copy(update={"influx": influx})
+    return config
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,6 +108,13 @@ def build_parser() -> argparse.ArgumentParser:
         help="embedded broker: Mosquitto when installed (auto), or amqtt in process",
     )
     _add_common(demo)
+
+    ingest = sub.add_parser("ingest", help="central: MQTT to InfluxDB, acknowledged when written")
+    _add_central(ingest, influx=True)
+    ingest.add_argument(
+        "--metrics-port", type=int, help="Prometheus /metrics port (0: off; default 9310)"
+    )
+    _add_common(ingest)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
     schema.add_argument("--indent", type=int, default=2)
@@ -195,6 +238,33 @@ def cmd_agent(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_ingest(args: argparse.Namespace) -> int:
+    import threading  # noqa: PLC0415
+
+    from gateway.central.ingest import Ingest, make_writer  # noqa: PLC0415
+
+    config = _central_config(args)
+    if args.metrics_port is not None:
+        ingest_section = config.ingest.model_copy(update={"metrics_port": args.metrics_port})
+        config = config.model_copy(update={"ingest": ingest_section})
+    if config.influx is None:
+        print(
+            "learnroom ingest: no InfluxDB configured; add an [influx] section to the config "
+            "or pass --influx http://host:8086?db=learnroom",
+            file=sys.stderr,
+        )
+        return 2
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    ingest = Ingest(config, make_writer(config.influx))
+    ingest.start()
+    stop.wait()
+    _LOGGER.info("stopping: writing what is pending")
+    ingest.stop()
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415
 
@@ -215,6 +285,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 COMMANDS = {
     "agent": cmd_agent,
     "demo": cmd_demo,
+    "ingest": cmd_ingest,
     "schema": cmd_schema,
     "check-config": cmd_check_config,
     "discover": cmd_discover,

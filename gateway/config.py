@@ -293,10 +293,14 @@ ENV_OVERRIDES: dict[str, tuple[str, str]] = {
 }
 
 
-def apply_env(raw: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+def apply_env(
+    raw: dict[str, Any],
+    environ: Mapping[str, str],
+    overrides: Mapping[str, tuple[str, str]] = ENV_OVERRIDES,
+) -> dict[str, Any]:
     """Overlay ``LEARNROOM_*`` secrets on the raw config."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
-    for var, (section, key) in ENV_OVERRIDES.items():
+    for var, (section, key) in overrides.items():
         if var in environ:
             merged.setdefault(section, {})[key] = environ[var]
     return merged
@@ -336,10 +340,14 @@ def format_errors(source: str, exc: ValidationError) -> list[str]:
 
 
 def parse_config(
-    model: type[T], raw: dict[str, Any], source: str, environ: Mapping[str, str] | None = None
+    model: type[T],
+    raw: dict[str, Any],
+    source: str,
+    environ: Mapping[str, str] | None = None,
+    overrides: Mapping[str, tuple[str, str]] = ENV_OVERRIDES,
 ) -> T:
     """Validate a raw mapping; every problem goes into one ``ConfigError``."""
-    data = apply_env(raw, os.environ if environ is None else environ)
+    data = apply_env(raw, os.environ if environ is None else environ, overrides)
     try:
         return model.model_validate(data)
     except ValidationError as exc:

@@ -267,7 +267,7 @@ def make_envelope(
     return model.model_validate({"site": site, "room": room, "ts": ts, "seq": seq, "data": data})
 
 
-def parse_envelope(payload: bytes | str) -> Envelope:
+def parse_envelope(payload: bytes | bytearray | str) -> Envelope:
     """Validate a payload; raises pydantic's ``ValidationError`` naming the bad field."""
     return envelope_adapter().validate_json(payload)
 

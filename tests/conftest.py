@@ -6,12 +6,14 @@ A missing service is a failure, never a skip: the test command (scripts/test) in
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from gateway.broker import Mosquitto, mosquitto_path
+from gateway.influxd import Influxd
 
 
 def _require(binary: str | None, name: str, package: str) -> str:
@@ -30,6 +32,17 @@ def mosquitto(tmp_path: Path) -> Iterator[Mosquitto]:
     broker = Mosquitto(tmp_path / "mosquitto")
     with broker.running():
         yield broker
+
+
+@pytest.fixture
+def influxd(tmp_path: Path) -> Iterator[Influxd]:
+    """A fresh InfluxDB 1.x per test with an empty ``learnroom`` database."""
+    _require(shutil.which("influxd"), "influxd", "influxdb")
+    server = Influxd(tmp_path / "influxdb")
+    server.start()
+    server.query("CREATE DATABASE learnroom")
+    yield server
+    server.stop()
 
 
 @pytest.fixture

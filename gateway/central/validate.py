@@ -44,7 +44,7 @@ class Rejected:
 
 
 def check(
-    topic: str, payload: bytes, prefix: str = const.TOPIC_PREFIX
+    topic: str, payload: bytes | bytearray, prefix: str = const.TOPIC_PREFIX
 ) -> Accepted | Rejected | None:
     """Accept, reject with a reason, or ``None`` for a message that is not a reading at all
     (an empty retained payload clearing an alert)."""

@@ -1,0 +1,182 @@
+"""Central configuration (``central.toml``): broker, InfluxDB and the central services.
+
+One file serves ingest, alerts and display, so that a site runs them from one place. Secrets
+may come from the environment instead (DESIGN.md "CLI"): ``LEARNROOM_MQTT_USERNAME``,
+``LEARNROOM_MQTT_PASSWORD``, ``LEARNROOM_INFLUX_USERNAME``, ``LEARNROOM_INFLUX_PASSWORD``,
+``LEARNROOM_INFLUX_TOKEN``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import parse_qs, urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from gateway.config import MqttSection, _Config, load_toml, parse_config
+from gateway.errors import ConfigError
+
+ENV_OVERRIDES: dict[str, tuple[str, str]] = {
+    "LEARNROOM_MQTT_USERNAME": ("mqtt", "username"),
+    "LEARNROOM_MQTT_PASSWORD": ("mqtt", "password"),
+    "LEARNROOM_INFLUX_USERNAME": ("influx", "username"),
+    "LEARNROOM_INFLUX_PASSWORD": ("influx", "password"),
+    "LEARNROOM_INFLUX_TOKEN": ("influx", "token"),
+}
+
+DEFAULT_DATABASE = "learnroom"
+
+
+class CentralMqttSection(MqttSection):
+    #: MQTT 5 by default on the central side: its Receive Maximum lets the ingest hold many
+    #: unacknowledged messages while a batch is written (3.1.1 gets the broker's
+    #: ``max_inflight_messages``, 20 by default in Mosquitto).
+    protocol: Literal["3.1.1", "5"] = "5"
+
+
+class InfluxSection(_Config):
+    """Where points go. ``database`` means InfluxDB 1.x (``/write``); ``org`` and ``bucket``
+    mean 2.x/3.x through influxdb-client with a token."""
+
+    url: str = "http://localhost:8086"
+    database: str | None = None
+    retention_policy: str | None = None
+    username: str | None = None
+    password: str | None = None
+    org: str | None = None
+    bucket: str | None = None
+    token: str | None = None
+    timeout_s: float = Field(default=10.0, gt=0)
+    #: Attempts per batch before the ingest stops acknowledging and waits for the database.
+    attempts: int = Field(default=5, ge=1)
+
+    @field_validator("url")
+    @classmethod
+    def _http(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("expected http://host:port or https://host:port")
+        return value.rstrip("/")
+
+    @model_validator(mode="after")
+    def _one_api(self) -> InfluxSection:
+        v2 = self.org is not None or self.bucket is not None
+        if v2 and self.database is not None:
+            raise ValueError("set database (InfluxDB 1.x) or org and bucket (2.x/3.x), not both")
+        if v2 and (not self.org or not self.bucket):
+            raise ValueError("InfluxDB 2.x needs both org and bucket")
+        if v2 and not self.token:
+            raise ValueError("InfluxDB 2.x needs a token (influx.token or LEARNROOM_INFLUX_TOKEN)")
+        return self
+
+    @property
+    def version(self) -> Literal[1, 2]:
+        return 2 if self.bucket else 1
+
+    @property
+    def db(self) -> str:
+        return self.database or DEFAULT_DATABASE
+
+
+class IngestSection(_Config):
+    #: Persistent session: the broker keeps what arrives while the ingest is down.
+    client_id: str = "learnroom-ingest"
+    #: Workers sharing this group split the load (``$share/<group>/...``); "" subscribes plainly.
+    shared_group: str = "learnroom-ingest"
+    #: Kept by the broker this long while the ingest is away (MQTT 5 session expiry).
+    session_expiry_s: int = Field(default=7 * 24 * 3600, ge=0)
+    batch_lines: int = Field(default=5000, ge=1, le=100_000)
+    batch_interval_s: float = Field(default=1.0, gt=0, le=60)
+    #: Messages received but not yet written and acknowledged (MQTT 5 Receive Maximum): the
+    #: bound on memory while the database is down.
+    max_pending: int = Field(default=20_000, ge=10, le=65_535)
+    #: Prometheus /metrics; port 0 turns it off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9310, ge=0, le=65535)
+    #: A sample of what was refused and why (JSON lines, rotated); "" turns it off.
+    rejected_file: Path | None = Path("rejected.jsonl")
+    rejected_samples_per_minute: int = Field(default=20, ge=0)
+
+    @field_validator("shared_group")
+    @classmethod
+    def _group(cls, value: str) -> str:
+        if any(c in value for c in "/+#"):
+            raise ValueError("a share group name has no '/', '+' or '#'")
+        return value
+
+
+class CentralConfig(_Config):
+    mqtt: CentralMqttSection = CentralMqttSection()
+    influx: InfluxSection | None = None
+    ingest: IngestSection = IngestSection()
+
+
+def parse_central(
+    raw: dict[str, Any], source: str, environ: Mapping[str, str] | None = None
+) -> CentralConfig:
+    return parse_config(CentralConfig, raw, source, environ, ENV_OVERRIDES)
+
+
+def load_central_config(
+    path: Path | None, environ: Mapping[str, str] | None = None
+) -> CentralConfig:
+    """The file's settings (defaults without a file); relative paths are the file's."""
+    if path is None:
+        return parse_central({}, "(defaults)", environ)
+    config = parse_central(load_toml(path), str(path), environ)
+    rejected = config.ingest.rejected_file
+    if rejected is not None and str(rejected) and not rejected.is_absolute():
+        ingest = config.ingest.model_copy(update={"rejected_file": path.parent / rejected})
+        config = config.model_copy(update={"ingest": ingest})
+    return config
+
+
+def parse_influx_url(
+    url: str, base: InfluxSection | None, environ: Mapping[str, str]
+) -> InfluxSection:
+    """``--influx``: ``http://host:port?db=learnroom[&rp=..]`` (1.x) or
+    ``http://host:port?org=O&bucket=B`` (2.x/3.x, token from ``LEARNROOM_INFLUX_TOKEN``)."""
+    parts = urlsplit(url)
+    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+    unknown = set(query) - {"db", "rp", "org", "bucket"}
+    if parts.scheme not in ("http", "https") or not parts.hostname or unknown:
+        raise ConfigError(
+            [
+                f"--influx {url!r}: expected http://host:port?db=NAME (InfluxDB 1.x) "
+                "or http://host:port?org=ORG&bucket=BUCKET (2.x/3.x)"
+                + (f"; unknown parameter {sorted(unknown)[0]!r}" if unknown else "")
+            ]
+        )
+    update: dict[str, Any] = {"url": f"{parts.scheme}://{parts.netloc}{parts.path}"}
+    if parts.username is not None:
+        update["username"] = parts.username
+    if parts.password is not None:
+        update["password"] = parts.password
+    if "org" in query or "bucket" in query:
+        update |= {"org": query.get("org"), "bucket": query.get("bucket"), "database": None}
+    else:
+        update |= {"database": query.get("db", DEFAULT_DATABASE), "org": None, "bucket": None}
+        update["retention_policy"] = query.get("rp")
+    merged = (base.model_dump() if base else {}) | update
+    raw = {"influx": merged}
+    return parse_config(CentralConfig, raw, "--influx", environ, ENV_OVERRIDES).influx or (
+        InfluxSection()
+    )
+
+
+def subscription(config: CentralConfig) -> str:
+    """The topic filter of the ingest, shared when a group is set (DESIGN.md "Scale")."""
+    topic = f"{config.mqtt.prefix}/#"
+    group = config.ingest.shared_group
+    return f"$share/{group}/{topic}" if group else topic
+
+
+__all__ = [
+    "CentralConfig",
+    "InfluxSection",
+    "IngestSection",
+    "load_central_config",
+    "parse_influx_url",
+]
