@@ -39,6 +39,9 @@ def test_each_reason():
     assert reason("learnroom/v1/site-a/occupancy", b"{}") == "bad_topic"
     assert reason(TOPIC, b"{nope") == "not_json"
     assert reason(TOPIC, json.dumps({**wire, "v": 2}).encode()) == "unknown_version"
+    # found by the hostile-input test: a "v" that cannot be hashed, or a bool posing as 1
+    assert reason(TOPIC, json.dumps({**wire, "v": []}).encode()) == "unknown_version"
+    assert reason(TOPIC, json.dumps({**wire, "v": True}).encode()) == "unknown_version"
     assert reason(TOPIC, json.dumps({**wire, "seq": -1}).encode()) == "invalid"
     assert reason("learnroom/v1/site-b/room-1/occupancy", GOOD.model_dump_json().encode()) == (
         "topic_mismatch"

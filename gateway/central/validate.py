@@ -60,8 +60,10 @@ def check(
         raw = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as exc:
         return Rejected("not_json", f"{exc}"[:200])
-    if isinstance(raw, dict) and raw.get("v") not in const.SUPPORTED_VERSIONS:
-        return Rejected("unknown_version", f"v={raw.get('v')!r:.40}")
+    if isinstance(raw, dict):
+        version = raw.get("v")
+        if type(version) is not int or version not in const.SUPPORTED_VERSIONS:
+            return Rejected("unknown_version", f"v={version!r:.40}")
     try:
         env = parse_envelope(payload)
     except ValidationError as exc:
