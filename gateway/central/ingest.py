@@ -184,7 +184,7 @@ class _StatsCollector(Collector):
             p + "seq_duplicates", "seq numbers received twice", labels=["site", "room"]
         )
         for (site, room), gw in list(self.ingest.seqs.gateways.items()):
-            missing.add_metric([site, room], len(gw.missing))
+            missing.add_metric([site, room], gw.missing)
             lost.add_metric([site, room], gw.lost)
             dups.add_metric([site, room], gw.duplicates)
         yield missing
@@ -341,10 +341,7 @@ class Ingest:
                 self._cond.notify()
 
     def _observe(self, site: str, room: str, seq: int, *, retained: bool) -> None:
-        gw = self.seqs.gateways.get((site, room))
-        if retained and gw is not None and seq <= gw.highest and seq not in gw.missing:
-            return  # the broker's stored copy on subscribe, not a second send
-        obs = self.seqs.observe(site, room, seq)
+        obs = self.seqs.observe(site, room, seq, replay=retained)
         if obs.newly_lost:
             self.stats.lost += obs.newly_lost
         if obs.duplicate:
