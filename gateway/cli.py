@@ -150,17 +150,25 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 
 def cmd_check_config(args: argparse.Namespace) -> int:
+    """Room configs have a [room] section; anything else is read as a central config."""
+    from gateway.central.config import parse_central  # noqa: PLC0415
     from gateway.config import RoomConfig, parse_config  # noqa: PLC0415
 
     path: Path = args.file
     try:
-        config = parse_config(RoomConfig, load_toml(path), str(path))
+        raw = load_toml(path)
+        if "room" in raw:
+            config = parse_config(RoomConfig, raw, str(path))
+            what = f"room config for {config.room.site}/{config.room.room}"
+        else:
+            central = parse_central(raw, str(path))
+            what = "central config" + ("" if central.influx else " (no [influx] section)")
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)
         print(f"{path}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return 1
-    print(f"{path}: OK (room config for {config.room.site}/{config.room.room})")
+    print(f"{path}: OK ({what})")
     return 0
 
 

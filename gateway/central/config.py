@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
@@ -149,11 +149,12 @@ def parse_influx_url(
                 + (f"; unknown parameter {sorted(unknown)[0]!r}" if unknown else "")
             ]
         )
-    update: dict[str, Any] = {"url": f"{parts.scheme}://{parts.netloc}{parts.path}"}
+    host = parts.netloc.rpartition("@")[2]
+    update: dict[str, Any] = {"url": f"{parts.scheme}://{host}{parts.path}"}
     if parts.username is not None:
-        update["username"] = parts.username
+        update["username"] = unquote(parts.username)
     if parts.password is not None:
-        update["password"] = parts.password
+        update["password"] = unquote(parts.password)
     if "org" in query or "bucket" in query:
         update |= {"org": query.get("org"), "bucket": query.get("bucket"), "database": None}
     else:

@@ -1,0 +1,85 @@
+"""The central config: the shipped example is valid, mistakes name file and field."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gateway.central.config import (
+    load_central_config,
+    parse_central,
+    parse_influx_url,
+    subscription,
+)
+from gateway.errors import ConfigError
+
+EXAMPLE = Path(__file__).parents[2] / "deploy" / "central" / "central.example.toml"
+
+
+def test_the_shipped_example_is_valid_and_checked_by_the_cli():
+    config = load_central_config(EXAMPLE, environ={})
+    assert config.influx is not None
+    assert config.influx.version == 1
+    assert subscription(config) == "$share/learnroom-ingest/learnroom/v1/#"
+    assert config.ingest.rejected_file == EXAMPLE.parent / "rejected.jsonl"
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(EXAMPLE)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "central config" in out.stdout
+
+
+def test_every_mistake_is_reported_with_file_and_field(tmp_path: Path):
+    bad = tmp_path / "central.toml"
+    bad.write_text(
+        '[influx]\nurl = "localhost:8086"\ndatabase = "x"\n'
+        '[ingest]\nbatch_lines = 0\nshared_group = "a/b"\nbatchsize = 3\n'
+    )
+    out = subprocess.run(
+        [sys.executable, "-m", "gateway", "check-config", str(bad)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert out.returncode == 1
+    err = out.stderr
+    assert f"{bad}: influx.url: expected http://host:port" in err
+    assert f"{bad}: ingest.batch_lines:" in err
+    assert f"{bad}: ingest.shared_group: a share group name has no '/'" in err
+    assert f"{bad}: ingest.batchsize: unknown key" in err
+    assert "4 problem(s)" in err
+
+
+def test_influxdb_2_needs_org_bucket_and_a_token_from_file_or_environment():
+    raw = {"influx": {"url": "http://db:8086", "org": "o", "bucket": "b"}}
+    with pytest.raises(ConfigError, match="needs a token"):
+        parse_central(raw, "c.toml", environ={})
+    config = parse_central(raw, "c.toml", environ={"LEARNROOM_INFLUX_TOKEN": "t0ken"})
+    assert config.influx is not None
+    assert (config.influx.version, config.influx.token) == (2, "t0ken")
+    with pytest.raises(ConfigError, match="not both"):
+        parse_central({"influx": raw["influx"] | {"database": "x"}}, "c.toml", environ={})
+
+
+def test_the_influx_flag_follows_the_databases_own_write_parameters():
+    v1 = parse_influx_url("http://u:p@db:8086?db=rooms&rp=raw", None, {})
+    assert (v1.url, v1.database, v1.retention_policy, v1.username, v1.password) == (
+        "http://db:8086",
+        "rooms",
+        "raw",
+        "u",
+        "p",
+    )
+    v2 = parse_influx_url(
+        "https://cloud.example?org=lib&bucket=rooms", None, {"LEARNROOM_INFLUX_TOKEN": "secret"}
+    )
+    assert (v2.version, v2.org, v2.bucket, v2.token) == (2, "lib", "rooms", "secret")
+    for wrong in ("db:8086?db=x", "http://db:8086?database=x", "mqtt://db"):
+        with pytest.raises(ConfigError, match="--influx"):
+            parse_influx_url(wrong, None, {})
