@@ -102,6 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--no-table", action="store_true", help="log instead of the live table")
     demo.add_argument(
+        "--influx",
+        metavar="URL",
+        help="write to this InfluxDB (http://host:port?db=learnroom); default: start influxd "
+        "from PATH in a temporary directory when it is installed",
+    )
+    demo.add_argument(
         "--broker",
         choices=["auto", "mosquitto", "amqtt"],
         default="auto",
@@ -286,6 +292,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             duration=args.duration,
             table=not args.no_table,
             broker=args.broker,
+            influx=args.influx,
         )
     )
 

@@ -1,8 +1,9 @@
 """``learnroom demo``: a broker, simulated rooms and a live table, all on this machine.
 
 The table is fed from the broker like any other consumer would be (it subscribes to the
-rooms' topics), so what it shows is what really went over MQTT. Later services (ingest,
-alerts, display) join here as further tasks.
+rooms' topics), so what it shows is what really went over MQTT. The ingest writes the same
+stream into InfluxDB: the one given with ``--influx``, or an ``influxd`` from PATH started in
+the demo's temporary directory. Later services (alerts, display) join here as further tasks.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
+import shutil
 import sys
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -28,8 +31,18 @@ from rich.table import Table
 
 from gateway import const
 from gateway.broker import Mosquitto, embedded_amqtt, free_port, mosquitto_path, port_open
+from gateway.central.config import (
+    DEFAULT_DATABASE,
+    CentralConfig,
+    CentralMqttSection,
+    InfluxSection,
+    IngestSection,
+    parse_influx_url,
+)
+from gateway.central.ingest import Ingest, make_writer
 from gateway.config import RoomConfig, parse_mqtt_url
 from gateway.errors import TopicError
+from gateway.influxd import Influxd
 from gateway.topics import Topic, room_filter
 
 _LOGGER = logging.getLogger(__name__)
@@ -56,21 +69,62 @@ def demo_rooms(rooms: int, sites: int) -> list[tuple[str, str]]:
 
 
 @contextlib.asynccontextmanager
-async def demo_broker(port: int, workdir: Path, kind: str = "auto") -> AsyncIterator[str]:
-    """Mosquitto when it is installed (as in production), else amqtt in this process."""
+async def demo_broker(
+    port: int, workdir: Path, kind: str = "auto"
+) -> AsyncIterator[tuple[str, bool]]:
+    """Mosquitto when it is installed (as in production), else amqtt in this process.
+    Yields the URL and whether the broker speaks MQTT 5 (amqtt does not)."""
     if port == 0 or port_open("127.0.0.1", port):
         port = free_port()  # 1883 taken (a system broker): any free port will do
     if kind == "mosquitto" or (kind == "auto" and mosquitto_path() is not None):
         broker = Mosquitto(workdir / "mosquitto", port)
         broker.start()
         try:
-            yield broker.url
+            yield broker.url, True
         finally:
             broker.stop()
     else:
         _LOGGER.info("mosquitto not found; using the embedded amqtt broker")
         async with embedded_amqtt("127.0.0.1", port) as url:
-            yield url
+            yield url, False
+
+
+@contextlib.contextmanager
+def demo_influx(url: str | None, workdir: Path, console: Console) -> Iterator[InfluxSection | None]:
+    """``--influx`` if given, else ``influxd`` from PATH in ``workdir``, else no database."""
+    if url:
+        yield parse_influx_url(url, None, os.environ)
+        return
+    if shutil.which("influxd") is None:
+        console.print("influxd not installed (apt-get install influxdb): the demo runs no ingest")
+        yield None
+        return
+    server = Influxd(workdir / "influxdb")
+    server.start()
+    try:
+        server.query(f"CREATE DATABASE {DEFAULT_DATABASE}")
+        yield InfluxSection(url=server.url, database=DEFAULT_DATABASE)
+    finally:
+        server.stop()
+
+
+def start_ingest(url: str, mqtt5: bool, influx: InfluxSection, workdir: Path) -> tuple[Ingest, int]:
+    """The ingest in this process; amqtt speaks neither MQTT 5 nor shared subscriptions."""
+    metrics_port = free_port()
+    mqtt = parse_mqtt_url(url).model_dump() | {"protocol": "5" if mqtt5 else "3.1.1"}
+    config = CentralConfig(
+        mqtt=CentralMqttSection.model_validate(mqtt),
+        influx=influx,
+        ingest=IngestSection(
+            client_id=f"learnroom-demo-ingest-{os.getpid()}",
+            shared_group="learnroom-ingest" if mqtt5 else "",
+            metrics_port=metrics_port,
+            rejected_file=workdir / "rejected.jsonl",
+        ),
+    )
+    ingest = Ingest(config, make_writer(influx))
+    ingest.start()
+    return ingest, metrics_port
 
 
 def co2_word(ppm: float | None) -> str:
@@ -180,6 +234,7 @@ async def run_demo(
     duration: float | None = None,
     table: bool = True,
     broker: str = "auto",
+    influx: str | None = None,
 ) -> int:
     from gateway.agent.build import build_agent, simulated_room_config  # noqa: PLC0415
 
@@ -189,10 +244,20 @@ async def run_demo(
     with tempfile.TemporaryDirectory(prefix="learnroom-demo-") as tmp:
         workdir = Path(tmp)
         async with (
-            demo_broker(mqtt_port, workdir, broker) as url,
+            demo_broker(mqtt_port, workdir, broker) as (url, mqtt5),
             contextlib.AsyncExitStack() as stack,
         ):
             console.print(f"[bold]learnroom demo[/]: broker at {url}, {rooms} simulated rooms")
+            database = stack.enter_context(demo_influx(influx, workdir, console))
+            ingest = None
+            if database is not None:
+                ingest, metrics_port = start_ingest(url, mqtt5, database, workdir)
+                stack.callback(ingest.stop)
+                console.print(
+                    f"ingest: writing to InfluxDB at {database.url} (database "
+                    f"{database.bucket or database.db}), metrics at "
+                    f"http://127.0.0.1:{metrics_port}/metrics"
+                )
             agents = []
             for site, room in demo_rooms(rooms, sites):
                 config: RoomConfig = simulated_room_config(site, room)
@@ -240,4 +305,11 @@ async def run_demo(
                     agent.stop()
                 await asyncio.gather(*runs, return_exceptions=True)
                 watcher.cancel()
+            if ingest is not None:
+                await asyncio.to_thread(ingest.wait_idle, 10)
+                s = ingest.stats
+                console.print(
+                    f"ingest: {s.received} messages received, {s.points_written} points "
+                    f"written to InfluxDB, {sum(s.rejected.values())} rejected"
+                )
     return 0

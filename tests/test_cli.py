@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -61,6 +62,11 @@ def test_demo_shows_every_room_live(broker: str):
     assert out.count("online") == 3, "every gateway announced itself over MQTT"
     assert out.count("°C") == 3, "environment readings reached the table over MQTT"
     assert out.count("dBm") == 3, "and Wi-Fi readings"
+    assert "ingest: writing to InfluxDB at http://127.0.0.1:" in out
+    written = re.search(r"ingest: (\d+) messages received, (\d+) points written", out)
+    assert written, out
+    assert int(written.group(2)) > int(written.group(1)) > 50
+    assert "0 rejected" in out
 
 
 async def test_discover_lists_an_advertised_gateway():
