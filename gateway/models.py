@@ -151,6 +151,13 @@ class _EnvelopeBase(BaseModel):
     #: Rises by one per message of a gateway across restarts; absent only in the Last Will.
     seq: NonNegInt | None = None
 
+    @field_validator("v", mode="before")
+    @classmethod
+    def _not_a_bool(cls, value: object) -> object:
+        if isinstance(value, bool):  # JSON true equals 1 to Python; it is no version
+            raise ValueError("v must be the number 1")  # noqa: TRY004 - pydantic wants ValueError
+        return value
+
     @field_validator("ts")
     @classmethod
     def _aware(cls, value: datetime) -> datetime:

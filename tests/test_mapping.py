@@ -148,3 +148,42 @@ def test_any_ssid_survives_line_protocol(influx: Influxd, ssid: str):
     expected = ssid.replace("\r", " ").replace("\n", " ").rstrip("\\") or "_"
     assert row["ssid"] == expected
     assert row["rssi_dbm"] == -60.0
+
+
+# a test oracle: the same values through influxdb-client's own serializer
+finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
+any_text = st.text(max_size=24)
+
+
+@given(
+    ssid=any_text,
+    bssid=any_text,
+    rssi=st.floats(-120, 0),
+    bitrate=finite.filter(lambda f: f >= 0) | st.none(),
+    ok=st.booleans(),
+    slot=st.text(min_size=1, max_size=32),
+    locker=any_text.filter(bool),
+    people=st.integers(0, 2**40) | st.none(),
+)
+def test_lines_equal_influxdb_clients_point_for_any_values(
+    ssid, bssid, rssi, bitrate, ok, slot, locker, people
+):
+    from influxdb_client.client.write.point import Point
+    from influxdb_client.domain.write_precision import WritePrecision
+
+    from gateway.central.mapping import to_points
+
+    envelopes = [
+        (env(WifiData(ssid=ssid, bssid=bssid, rssi_dbm=rssi, bitrate_mbps=bitrate, ok=ok)), None),
+        (env(LockerData(door_open=ok, slots=[SlotState(slot=slot, present=ok)])), locker),
+        (env(OccupancyData(people=people, occupied=ok)), None),
+    ]
+    for envelope, sub in envelopes:
+        for row in to_points(envelope, sub):
+            point = Point(row.measurement)
+            for key, value in row.tags:
+                point = point.tag(key, value)
+            for name, field in row.fields:
+                point = point.field(name, field)
+            point = point.time(row.time_ms, WritePrecision.MS)
+            assert row.line() == point.to_line_protocol()

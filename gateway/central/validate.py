@@ -57,19 +57,9 @@ def check(
     if not payload:
         return None
     try:
-        raw = json.loads(payload)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return Rejected("not_json", f"{exc}"[:200])
-    if isinstance(raw, dict):
-        version = raw.get("v")
-        if type(version) is not int or version not in const.SUPPORTED_VERSIONS:
-            return Rejected("unknown_version", f"v={version!r:.40}")
-    try:
-        env = parse_envelope(payload)
+        env = parse_envelope(payload)  # the common case: valid, parsed once
     except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"])
-        return Rejected("invalid", f"{where}: {first['msg']}"[:200])
+        return _refusal(payload, exc)
     if (env.site, env.room, env.kind) != (parsed.site, parsed.room, parsed.kind):
         return Rejected(
             "topic_mismatch",
@@ -77,3 +67,18 @@ def check(
             f"envelope says {env.site}/{env.room}/{env.kind}",
         )
     return Accepted(parsed, env)
+
+
+def _refusal(payload: bytes | bytearray, exc: ValidationError) -> Rejected:
+    """Why a payload failed, in the order a sender would fix it."""
+    try:
+        raw = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as err:
+        return Rejected("not_json", f"{err}"[:200])
+    if isinstance(raw, dict):
+        version = raw.get("v")
+        if type(version) is not int or version not in const.SUPPORTED_VERSIONS:
+            return Rejected("unknown_version", f"v={version!r:.40}")
+    first = exc.errors()[0]
+    where = ".".join(str(p) for p in first["loc"])
+    return Rejected("invalid", f"{where}: {first['msg']}"[:200])

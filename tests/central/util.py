@@ -76,8 +76,8 @@ def expected_points(payloads: Iterable[tuple[str, bytes]]) -> dict[Key, dict[str
         if not isinstance(result, Accepted):
             continue
         for point in to_points(result.envelope, result.topic.sub):
-            key = (point._name, tuple(sorted(point._tags.items())), int(point._time or 0))
-            out.setdefault(key, {}).update(point._fields)
+            key = (point.measurement, point.tags, point.time_ms)
+            out.setdefault(key, {}).update(point.fields)
     return out
 
 
