@@ -13,6 +13,7 @@ integer). Non-finite floats are left out, as ``Point`` does. The borrower never 
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -46,9 +47,15 @@ class Row:
     time_ms: int
 
     def line(self) -> str:
-        tags = "".join(f",{k}={v.translate(_ESCAPE_TAG)}" for k, v in self.tags)
-        fields = ",".join(f"{k}={_field(v)}" for k, v in self.fields)
-        return f"{self.measurement.translate(_ESCAPE_MEASUREMENT)}{tags} {fields} {self.time_ms}"
+        fields = ",".join([f"{k}={_field(v)}" for k, v in self.fields])
+        return f"{_series(self.measurement, self.tags)} {fields} {self.time_ms}"
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _series(measurement: str, tags: tuple[tuple[str, str], ...]) -> str:
+    """The escaped measurement and tags: the same few per gateway, so they are made once."""
+    escaped = "".join([f",{k}={v.translate(_ESCAPE_TAG)}" for k, v in tags])
+    return f"{measurement.translate(_ESCAPE_MEASUREMENT)}{escaped}"
 
 
 def _field(value: bool | int | float | str) -> str:
