@@ -179,36 +179,47 @@ ingest.stop()
 """
 
 
-def write_config(path: Path, broker: Mosquitto, influx: Influxd, db: str, metrics: int) -> None:
+def write_config(
+    path: Path, broker: Mosquitto, influx: Influxd, db: str, metrics: int, worker: int = 0
+) -> None:
     path.write_text(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
         f'[influx]\nurl = "{influx.url}"\ndatabase = "{db}"\n'
-        f'[ingest]\nclient_id = "bench-{db}"\nshared_group = "bench-{db}"\n'
+        f'[ingest]\nclient_id = "bench-{db}-{worker}"\nshared_group = "bench-{db}"\n'
         f"metrics_port = {metrics}\n"
     )
 
 
 def drain(
-    cmd: list[str], metrics: int, name: str, target: float, rss: bool = False
-) -> tuple[float, int, subprocess.Popen[bytes]]:
-    """Start the ingest on a waiting backlog; seconds from its first message to ``target``."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL)
-    watch = RssWatch(proc.pid)
+    cmds: list[list[str]], ports: list[int], name: str, target: float, rss: bool = False
+) -> tuple[float, int, list[subprocess.Popen[bytes]]]:
+    """Start ingest processes on a waiting backlog; seconds from the first message until
+    their metric ``name`` adds up to ``target``, and the peak RSS of the first."""
+    procs = [subprocess.Popen(cmd, cwd=ROOT, stderr=subprocess.DEVNULL) for cmd in cmds]
+    watch = RssWatch(procs[0].pid)
     if rss:
         watch.start()
     first = None
     while True:
-        value = metric(metrics, name)
+        value = sum(metric(port, name) for port in ports)
         now = time.monotonic()
         if first is None and value > 0:
             first = now
         if value >= target:
             break
-        if proc.poll() is not None:
-            raise RuntimeError(f"{cmd} exited with {proc.returncode}")
+        for proc in procs:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
         time.sleep(0.02)
     watch.halt.set()
-    return now - (first or now), watch.peak, proc
+    return now - (first or now), watch.peak, procs
+
+
+def stop(procs: list[subprocess.Popen[bytes]]) -> None:
+    for proc in procs:
+        proc.terminate()
+    for proc in procs:
+        proc.wait(30)
 
 
 def session(broker: Mosquitto, client_id: str, topic: str | None) -> None:
@@ -255,6 +266,7 @@ def main() -> None:
     ap.add_argument("--gateways", type=int, default=500)
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--latency-seconds", type=float, default=30.0)
+    ap.add_argument("--workers", type=int, default=2, help="ingest processes in the last run")
     args = ap.parse_args()
     per_gateway = max(1, args.messages // args.gateways)
     n_messages = per_gateway * args.gateways
@@ -291,12 +303,12 @@ def main() -> None:
             metrics = free_port()
             conf = work / "central.toml"
             write_config(conf, broker, influx, "ingest", metrics)
-            session(broker, "bench-ingest", "$share/bench-ingest/learnroom/v1/#")
+            session(broker, "bench-ingest-0", "$share/bench-ingest/learnroom/v1/#")
             publish_s = publish(broker.port, args.gateways, per_gateway)
             results["publish_messages_per_s"] = n_messages / publish_s
-            secs, peak_a, proc = drain(
-                [py, "-m", "gateway", "ingest", "-c", str(conf)],
-                metrics,
+            secs, peak_a, (proc,) = drain(
+                [[py, "-m", "gateway", "ingest", "-c", str(conf)]],
+                [metrics],
                 "learnroom_ingest_points_written_total",
                 n_points,
                 rss=True,
@@ -318,9 +330,8 @@ def main() -> None:
             lat.halt.set()
             lat.join()
             watch.halt.set()
-            proc.terminate()
-            proc.wait(30)
-            session(broker, "bench-ingest", None)
+            stop([proc])
+            session(broker, "bench-ingest-0", None)
             results["latency_samples"] = len(lat.latencies)
             if lat.latencies:
                 ordered = sorted(lat.latencies)
@@ -332,17 +343,34 @@ def main() -> None:
             conf_b = work / "central-b.toml"
             metrics_b = free_port()
             write_config(conf_b, broker, influx, "counter", metrics_b)
-            session(broker, "bench-counter", "$share/bench-counter/learnroom/v1/#")
+            session(broker, "bench-counter-0", "$share/bench-counter/learnroom/v1/#")
             publish(broker.port, args.gateways, per_gateway)
-            secs_b, _, proc_b = drain(
-                [py, "-c", COUNTER_INGEST, str(conf_b)],
-                metrics_b,
+            secs_b, _, procs_b = drain(
+                [[py, "-c", COUNTER_INGEST, str(conf_b)]],
+                [metrics_b],
                 "learnroom_ingest_messages_received_total",
                 n_messages,
             )
-            proc_b.terminate()
-            proc_b.wait(30)
-            session(broker, "bench-counter", None)
+            stop(procs_b)
+            session(broker, "bench-counter-0", None)
+
+            # (a) again with --workers processes in one share group (DESIGN.md "Scale")
+            influx.query("CREATE DATABASE workers")
+            cmds, ports = [], []
+            for w in range(args.workers):
+                ports.append(free_port())
+                conf_w = work / f"central-w{w}.toml"
+                write_config(conf_w, broker, influx, "workers", ports[-1], w)
+                session(broker, f"bench-workers-{w}", "$share/bench-workers/learnroom/v1/#")
+                cmds.append([py, "-m", "gateway", "ingest", "-c", str(conf_w)])
+            publish(broker.port, args.gateways, per_gateway)
+            secs_w, _, procs_w = drain(
+                cmds, ports, "learnroom_ingest_points_written_total", n_points
+            )
+            stop(procs_w)
+            results["workers"] = args.workers
+            results["workers_points_per_s"] = n_points / secs_w
+            results["workers_points_stored"] = count_points(influx, "workers")
             results["ingest_receive_messages_per_s"] = n_messages / secs_b
 
             sub_cmd = [
@@ -350,7 +378,9 @@ def main() -> None:
                 "-c", "-i", "bench-sub", "-t", "learnroom/v1/#",
                 "-x", "3600", "-D", "connect", "receive-maximum", "20000",
             ]  # fmt: skip
-            first = subprocess.Popen([*sub_cmd, "-W", "1"], stdout=subprocess.DEVNULL)
+            first = subprocess.Popen(
+                [*sub_cmd, "-W", "1"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            )
             first.wait()
             publish(broker.port, args.gateways, per_gateway)
             t = time.monotonic()
@@ -361,6 +391,7 @@ def main() -> None:
             broker.stop()
 
     results["a_ratio"] = results["ingest_points_per_s"] / results["direct_points_per_s"]
+    results["a_ratio_workers"] = results["workers_points_per_s"] / results["direct_points_per_s"]
     results["b_ratio"] = (
         results["ingest_receive_messages_per_s"] / results["mosquitto_sub_messages_per_s"]
     )
