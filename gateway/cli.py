@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(ingest)
 
+    alerts = sub.add_parser("alerts", help="central: alert rules to Alertmanager, MQTT, InfluxDB")
+    _add_central(alerts, influx=True)
+    alerts.add_argument("--alertmanager", metavar="URL", help="http://host:9093")
+    _add_common(alerts)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
     schema.add_argument("--indent", type=int, default=2)
 
@@ -279,6 +284,26 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_alerts(args: argparse.Namespace) -> int:
+    from gateway.central.alerts import build_service  # noqa: PLC0415
+
+    config = _central_config(args)
+    if args.alertmanager:
+        section = config.alerts.model_validate(
+            config.alerts.model_dump() | {"alertmanager_url": args.alertmanager}
+        )
+        config = config.model_copy(update={"alerts": section})
+    service = build_service(config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _install_stop(stop.set)
+        await service.run(stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415
 
@@ -301,6 +326,7 @@ COMMANDS = {
     "agent": cmd_agent,
     "demo": cmd_demo,
     "ingest": cmd_ingest,
+    "alerts": cmd_alerts,
     "schema": cmd_schema,
     "check-config": cmd_check_config,
     "discover": cmd_discover,

@@ -137,7 +137,11 @@ class AlertData(_Data):
     rule: str
     severity: Literal["info", "warning", "critical"]
     firing: bool
+    #: English; ``message_de`` the same in German (DESIGN.md names one message; both help).
     message: str
+    message_de: str | None = None
+    #: What in the room the alert is about, e.g. ``tablets`` or ``tablets/3``.
+    target: str | None = None
     since: Timestamp | None = None
 
 

@@ -9,14 +9,17 @@ may come from the environment instead (DESIGN.md "CLI"): ``LEARNROOM_MQTT_USERNA
 from __future__ import annotations
 
 from collections.abc import Mapping
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
+from gateway.central.rules import RULE_NAMES, Rules
 from gateway.config import MqttSection, _Config, load_toml, parse_config
 from gateway.errors import ConfigError
+from gateway.models import Slug
 
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "LEARNROOM_MQTT_USERNAME": ("mqtt", "username"),
@@ -107,10 +110,126 @@ class IngestSection(_Config):
         return value
 
 
+class Override(_Config):
+    """Settings for one site, or one room of it, over the defaults."""
+
+    site: Slug
+    room: Slug | None = None
+    report_interval_s: float | None = Field(default=None, gt=0)
+    #: Per rule, only the settings that differ, e.g. ``co2_ventilate = {threshold = 1200}``.
+    rules: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+class Maintenance(_Config):
+    """A window in which a site's or room's alerts are silenced (resolved, none fire)."""
+
+    site: Slug
+    room: Slug | None = None
+    start: datetime
+    end: datetime
+    reason: str = ""
+
+    @model_validator(mode="after")
+    def _window(self) -> Maintenance:
+        if self.start.tzinfo is None or self.end.tzinfo is None:
+            raise ValueError("start and end need a UTC offset, e.g. 2026-11-23T08:00:00+01:00")
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        return self
+
+    def covers(self, site: str, room: str, now: datetime) -> bool:
+        return self.site == site and self.room in (None, room) and self.start <= now < self.end
+
+
+class AlertsSection(_Config):
+    #: Prometheus Alertmanager (v2 API); none: alerts go to MQTT and InfluxDB only.
+    alertmanager_url: str | None = "http://localhost:9093"
+    #: Each alert links to the room's dashboard here.
+    grafana_url: str = "http://localhost:3000"
+    room_dashboard_uid: str = "learnroom-room"
+    client_id: str = "learnroom-alerts"
+    evaluate_interval_s: float = Field(default=5.0, gt=0)
+    #: Firing alerts are sent again this often, well within Alertmanager's resolve_timeout.
+    resend_interval_s: float = Field(default=60.0, gt=0)
+    #: The gateways' report interval (agent.report_interval_s); silence is counted in these.
+    report_interval_s: float = Field(default=30.0, gt=0)
+    #: After a start, retained alert topics are read this long before the first evaluation,
+    #: so that alerts firing before a restart are resumed, not announced again.
+    startup_grace_s: float = Field(default=3.0, ge=0)
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9311, ge=0, le=65535)
+    rules: Rules = Rules()
+    override: list[Override] = Field(default_factory=list)
+    maintenance: list[Maintenance] = Field(default_factory=list)
+
+    @field_validator("rules", mode="before")
+    @classmethod
+    def _partial_rules(cls, value: object) -> object:
+        """A rule's table in the file sets only what differs from its defaults."""
+        if not isinstance(value, dict):
+            return value
+        merged = Rules().model_dump()
+        for rule, settings in value.items():
+            if rule in merged and isinstance(settings, dict):
+                merged[rule] = merged[rule] | settings
+            else:
+                merged[rule] = settings  # unknown rule or not a table: pydantic says so
+        return merged
+
+    @field_validator("alertmanager_url", "grafana_url")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("expected http://host:port or https://host:port")
+        return value.rstrip("/") if value else value
+
+    @model_validator(mode="after")
+    def _overrides(self) -> AlertsSection:
+        for i, override in enumerate(self.override):
+            unknown = sorted(set(override.rules) - set(RULE_NAMES))
+            if unknown:
+                raise ValueError(
+                    f"override[{i}].rules.{unknown[0]}: unknown rule; "
+                    f"rules are {', '.join(RULE_NAMES)}"
+                )
+            try:
+                self._merge(override.site, override.room)
+            except ValidationError as exc:
+                err = exc.errors()[0]
+                where = ".".join(str(p) for p in err["loc"])
+                msg = str(err["msg"]).removeprefix("Value error, ")
+                got = f" (got {err['input']!r:.40})" if not isinstance(err["input"], dict) else ""
+                raise ValueError(f"override[{i}].rules.{where}: {msg}{got}") from None
+        return self
+
+    def _merge(self, site: str, room: str | None) -> Rules:
+        merged = self.rules.model_dump()
+        # the site's settings first, then the room's
+        for o in sorted(self.override, key=lambda o: o.room is not None):
+            if o.site == site and o.room in (None, room):
+                for rule, settings in o.rules.items():
+                    merged[rule] = merged[rule] | settings
+        return Rules.model_validate(merged)
+
+    def rules_for(self, site: str, room: str) -> Rules:
+        return self._merge(site, room) if self.override else self.rules
+
+    def interval_for(self, site: str, room: str) -> float:
+        value = self.report_interval_s
+        for o in sorted(self.override, key=lambda o: o.room is not None):
+            if o.site == site and o.room in (None, room) and o.report_interval_s:
+                value = o.report_interval_s
+        return value
+
+    def in_maintenance(self, site: str, room: str, now: datetime) -> bool:
+        return any(m.covers(site, room, now) for m in self.maintenance)
+
+
 class CentralConfig(_Config):
     mqtt: CentralMqttSection = CentralMqttSection()
     influx: InfluxSection | None = None
     ingest: IngestSection = IngestSection()
+    alerts: AlertsSection = AlertsSection()
 
 
 def parse_central(
