@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from gateway.central.config import load_central_config, parse_central
 from gateway.central.rules import AboveRule, Finding, RoomState, Tracker, Verdict, evaluate
 from gateway.errors import ConfigError
-from gateway.models import EnvironmentData, HealthData
+from gateway.models import EnvironmentData, HealthData, LockerData, SlotState, WifiData
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 RULE = AboveRule(threshold=1000, clear=950, for_s=60)
@@ -151,3 +151,83 @@ def test_bad_rule_config_names_file_and_field(tmp_path: Path, toml: str, expecte
     )
     assert done.returncode == 1
     assert expected in done.stderr
+
+
+def healthy_room() -> RoomState:
+    room = RoomState("s", "a", report_interval_s=30)
+    room.seen(T0)
+    room.online = True
+    room.set_environment(EnvironmentData(co2_ppm=600, temperature_c=21, humidity_pct=45), T0, 3600)
+    room.wifi = WifiData(rssi_dbm=-55, loss_pct=0, dns_ms=20, portal_ok=True, ok=True)
+    slots = [SlotState(slot="1", present=True, charging=True)]
+    room.set_locker("tablets", LockerData(door_open=False, slots=slots), T0)
+    room.set_health(HealthData(uptime_s=1, outbox_depth=0, outbox_dropped=0), T0)
+    return room
+
+
+def degrade_wifi(room: RoomState, now: datetime) -> None:
+    room.wifi = WifiData(rssi_dbm=-81, loss_pct=0, dns_ms=20, portal_ok=True, ok=False)
+
+
+def portal_fails(room: RoomState, now: datetime) -> None:
+    room.wifi = WifiData(rssi_dbm=-50, loss_pct=0, dns_ms=20, portal_ok=False, ok=False)
+
+
+def hot(room: RoomState, now: datetime) -> None:
+    room.set_environment(EnvironmentData(co2_ppm=600, temperature_c=28.5), now, 3600)
+
+
+def dry(room: RoomState, now: datetime) -> None:
+    room.set_environment(EnvironmentData(co2_ppm=600, humidity_pct=18), now, 3600)
+
+
+def sensor_silent(room: RoomState, now: datetime) -> None:
+    room.seen(now)  # the gateway talks, the sensor does not
+
+
+def stuck(room: RoomState, now: datetime) -> None:
+    for minutes in range(4 * 60, -1, -5):  # four hours of 412 ppm, oldest first
+        room.set_environment(EnvironmentData(co2_ppm=412), now - timedelta(minutes=minutes), 14400)
+    room.seen(now)
+
+
+def not_charging(room: RoomState, now: datetime) -> None:
+    slots = [SlotState(slot="1", present=True, charging=False)]
+    room.set_locker("tablets", LockerData(door_open=False, slots=slots), now - timedelta(hours=1))
+    room.seen(now)
+
+
+def outbox_full(room: RoomState, now: datetime) -> None:
+    room.set_health(HealthData(uptime_s=9, outbox_depth=5000, outbox_dropped=0), now)
+
+
+def outbox_drops(room: RoomState, now: datetime) -> None:
+    room.set_health(HealthData(uptime_s=9, outbox_depth=40, outbox_dropped=31), now)
+
+
+@pytest.mark.parametrize(
+    ("rule", "break_it"),
+    [
+        ("wifi_degraded", degrade_wifi),
+        ("wifi_degraded", portal_fails),
+        ("temperature", hot),
+        ("humidity", dry),
+        ("sensor_stale", sensor_silent),
+        ("sensor_stuck", stuck),
+        ("device_not_charging", not_charging),
+        ("outbox_filling", outbox_full),
+        ("outbox_dropping", outbox_drops),
+    ],
+)
+def test_each_rule_sees_its_problem_and_nothing_else(rule: str, break_it):
+    rules = parse_central({}, "x", environ={}).alerts.rules
+    now = T0 + timedelta(minutes=1)
+    assert all(f.verdict is not Verdict.BAD for f in evaluate(healthy_room(), rules, now))
+    room = healthy_room()
+    # the stale sensor needs three silent report intervals, the stuck one four flat hours
+    later = now + {"sensor_stale": timedelta(minutes=10), "sensor_stuck": timedelta(hours=5)}.get(
+        rule, timedelta(0)
+    )
+    break_it(room, later)
+    bad = {f.rule for f in evaluate(room, rules, later) if f.verdict is Verdict.BAD}
+    assert bad == {rule}
