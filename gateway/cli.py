@@ -127,6 +127,17 @@ def build_parser() -> argparse.ArgumentParser:
     alerts.add_argument("--alertmanager", metavar="URL", help="http://host:9093")
     _add_common(alerts)
 
+    setup = sub.add_parser(
+        "influx-setup", help="central: database, retention (90 d raw) and 5-min rollups (2 y)"
+    )
+    _add_central(setup, influx=True)
+    setup.add_argument("--raw-days", type=int, default=90, help="keep raw points (days)")
+    setup.add_argument("--rollup-days", type=int, default=730, help="keep 5-min means (days)")
+    setup.add_argument(
+        "--backfill", action="store_true", help="also roll up the raw points already stored"
+    )
+    _add_common(setup)
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
     schema.add_argument("--indent", type=int, default=2)
 
@@ -304,6 +315,39 @@ def cmd_alerts(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_influx_setup(args: argparse.Namespace) -> int:
+    from gateway.central.setup import setup_v1  # noqa: PLC0415
+
+    config = _central_config(args)
+    influx = config.influx
+    if influx is None:
+        print(
+            "learnroom influx-setup: no InfluxDB configured; add an [influx] section to the "
+            "config or pass --influx http://host:8086?db=learnroom",
+            file=sys.stderr,
+        )
+        return 2
+    if influx.version == 2:
+        print(
+            "learnroom influx-setup: InfluxDB 2.x/3.x buckets, DBRP mappings and the "
+            "downsampling task are made with the influx CLI; see "
+            "deploy/central/influxdb2-setup.md",
+            file=sys.stderr,
+        )
+        return 2
+    for line in setup_v1(
+        influx.url,
+        influx.db,
+        raw_days=args.raw_days,
+        rollup_days=args.rollup_days,
+        username=influx.username,
+        password=influx.password,
+        backfill=args.backfill,
+    ):
+        print(line)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415
 
@@ -327,6 +371,7 @@ COMMANDS = {
     "demo": cmd_demo,
     "ingest": cmd_ingest,
     "alerts": cmd_alerts,
+    "influx-setup": cmd_influx_setup,
     "schema": cmd_schema,
     "check-config": cmd_check_config,
     "discover": cmd_discover,

@@ -30,9 +30,12 @@ from rich.live import Live
 from rich.table import Table
 
 from gateway import const
+from gateway.alertmanager import Alertmanager, alertmanager_path
 from gateway.broker import Mosquitto, embedded_amqtt, free_port, mosquitto_path, port_open
+from gateway.central.alerts import AlertService
 from gateway.central.config import (
     DEFAULT_DATABASE,
+    AlertsSection,
     CentralConfig,
     CentralMqttSection,
     InfluxSection,
@@ -40,6 +43,8 @@ from gateway.central.config import (
     parse_influx_url,
 )
 from gateway.central.ingest import Ingest, make_writer
+from gateway.central.setup import setup_v1
+from gateway.clock import ScaledClock
 from gateway.config import RoomConfig, parse_mqtt_url
 from gateway.errors import TopicError
 from gateway.influxd import Influxd
@@ -61,6 +66,8 @@ class RoomView:
     lockers: dict[str, dict[str, Any]] = field(default_factory=dict)
     events: int = 0
     last_ts: str | None = None
+    #: firing alerts from the retained ``alerts/<rule>`` topics
+    alerts: dict[str, str] = field(default_factory=dict)
 
 
 def demo_rooms(rooms: int, sites: int) -> list[tuple[str, str]]:
@@ -102,10 +109,59 @@ def demo_influx(url: str | None, workdir: Path, console: Console) -> Iterator[In
     server = Influxd(workdir / "influxdb")
     server.start()
     try:
-        server.query(f"CREATE DATABASE {DEFAULT_DATABASE}")
+        setup_v1(server.url, DEFAULT_DATABASE)  # as `learnroom influx-setup` does
         yield InfluxSection(url=server.url, database=DEFAULT_DATABASE)
     finally:
         server.stop()
+
+
+ALERTMANAGER_DEMO = """
+route:
+  receiver: demo
+  group_by: [alertname, site, room]
+receivers:
+  - name: demo
+"""
+
+
+@contextlib.contextmanager
+def demo_alertmanager(workdir: Path, console: Console) -> Iterator[str | None]:
+    """Alertmanager from PATH with a receiver that sends nowhere: its UI and API show the
+    alerts (``/#/alerts``) without mailing anyone."""
+    if alertmanager_path() is None:
+        console.print("prometheus-alertmanager not installed: alerts go to MQTT and InfluxDB")
+        yield None
+        return
+    am = Alertmanager(workdir / "alertmanager", ALERTMANAGER_DEMO)
+    am.start()
+    try:
+        yield am.url
+    finally:
+        am.stop()
+
+
+def alert_service(
+    url: str, mqtt5: bool, influx: InfluxSection | None, am_url: str | None, clock: ScaledClock
+) -> AlertService:
+    """Alerts on the simulated clock, so "for 2 minutes" means simulated minutes."""
+    mqtt = parse_mqtt_url(url).model_dump() | {"protocol": "5" if mqtt5 else "3.1.1"}
+    config = CentralConfig(
+        mqtt=CentralMqttSection.model_validate(mqtt),
+        influx=influx,
+        alerts=AlertsSection(
+            alertmanager_url=am_url,
+            client_id=f"learnroom-demo-alerts-{os.getpid()}",
+            metrics_port=0,
+            evaluate_interval_s=1.0,
+            resend_interval_s=30.0,
+            startup_grace_s=5.0,
+            # silence is judged in simulated seconds; at 60x a busy demo can lag a real
+            # second, so the demo waits longer than a room would
+            report_interval_s=30.0 * max(1.0, clock.speed / 20),
+        ),
+    )
+    writer = make_writer(influx) if influx is not None else None
+    return AlertService(config, writer=writer, clock=clock.now)
 
 
 def start_ingest(url: str, mqtt5: bool, influx: InfluxSection, workdir: Path) -> tuple[Ingest, int]:
@@ -157,6 +213,7 @@ def render(views: dict[tuple[str, str], RoomView], url: str) -> Table:
         "temp",
         "Wi-Fi",
         "outbox",
+        "alerts",
         "room time",
     ):
         table.add_column(col)
@@ -185,6 +242,7 @@ def render(views: dict[tuple[str, str], RoomView], url: str) -> Table:
             if rssi is not None
             else "-",
             str(health.get("outbox_depth", "-")),
+            ", ".join(sorted(v.alerts.values())) or "-",
             _local(v.last_ts),
         )
     return table
@@ -210,10 +268,16 @@ def _apply(
         t = Topic.parse(topic, prefix)
         if not isinstance(payload, bytes | bytearray | str):
             return
+        view = views.setdefault((t.site, t.room), RoomView(t.site, t.room))
+        if t.kind == "alerts" and t.sub is not None and not payload:
+            view.alerts.pop(t.sub, None)  # resolved: the retained topic is cleared
+            return
         env = json.loads(payload)
     except (TopicError, ValueError):
         return  # the demo table shows what is valid; the ingest counts the rest
-    view = views.setdefault((t.site, t.room), RoomView(t.site, t.room))
+    if t.kind == "alerts" and t.sub is not None:
+        view.alerts[t.sub] = env.get("data", {}).get("rule", t.sub)
+        return
     if t.kind == "lockers" and t.sub is not None:
         view.lockers[t.sub] = env.get("data", {})
     elif t.kind == "events":
@@ -222,6 +286,31 @@ def _apply(
         view.data[t.kind] = env.get("data", {})
     if t.kind != "status":
         view.last_ts = env.get("ts")
+
+
+def start_central(
+    stack: contextlib.AsyncExitStack,
+    url: str,
+    mqtt5: bool,
+    influx: str | None,
+    workdir: Path,
+    console: Console,
+) -> tuple[Ingest | None, InfluxSection | None, str | None]:
+    """InfluxDB with the ingest (when there is one) and Alertmanager, closed with ``stack``."""
+    database = stack.enter_context(demo_influx(influx, workdir, console))
+    ingest = None
+    if database is not None:
+        ingest, metrics_port = start_ingest(url, mqtt5, database, workdir)
+        stack.callback(ingest.stop)
+        console.print(
+            f"ingest: writing to InfluxDB at {database.url} (database "
+            f"{database.bucket or database.db}), metrics at "
+            f"http://127.0.0.1:{metrics_port}/metrics"
+        )
+    am_url = stack.enter_context(demo_alertmanager(workdir, console))
+    if am_url:
+        console.print(f"alerts: Alertmanager at {am_url}/#/alerts")
+    return ingest, database, am_url
 
 
 async def run_demo(
@@ -248,16 +337,7 @@ async def run_demo(
             contextlib.AsyncExitStack() as stack,
         ):
             console.print(f"[bold]learnroom demo[/]: broker at {url}, {rooms} simulated rooms")
-            database = stack.enter_context(demo_influx(influx, workdir, console))
-            ingest = None
-            if database is not None:
-                ingest, metrics_port = start_ingest(url, mqtt5, database, workdir)
-                stack.callback(ingest.stop)
-                console.print(
-                    f"ingest: writing to InfluxDB at {database.url} (database "
-                    f"{database.bucket or database.db}), metrics at "
-                    f"http://127.0.0.1:{metrics_port}/metrics"
-                )
+            ingest, database, am_url = start_central(stack, url, mqtt5, influx, workdir, console)
             agents = []
             for site, room in demo_rooms(rooms, sites):
                 config: RoomConfig = simulated_room_config(site, room)
@@ -280,6 +360,8 @@ async def run_demo(
                     )
                 )
                 agents.append(agent)
+            # the agents' clocks have started: the alerts' must not run ahead of them
+            alerts = alert_service(url, mqtt5, database, am_url, ScaledClock(start, speed))
             views: dict[tuple[str, str], RoomView] = {}
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -290,6 +372,8 @@ async def run_demo(
             async with asyncio.TaskGroup() as tg:
                 runs = [tg.create_task(a.run(), name=f"agent-{a.site}-{a.room}") for a in agents]
                 watcher = tg.create_task(watch(url, views, const.TOPIC_PREFIX), name="demo-watch")
+                alerts_stop = asyncio.Event()
+                alerting = tg.create_task(alerts.run(alerts_stop), name="demo-alerts")
                 if duration is not None:
                     loop.call_later(duration, stop.set)
                 if table:
@@ -301,6 +385,8 @@ async def run_demo(
                 else:
                     await stop.wait()
                     console.print(render(views, url))  # the live state, before the goodbyes
+                alerts_stop.set()
+                await alerting
                 for agent in agents:
                     agent.stop()
                 await asyncio.gather(*runs, return_exceptions=True)

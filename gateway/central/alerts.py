@@ -150,20 +150,22 @@ class AlertService:
             return
         room = self.room(env.site, env.room)
         state = room.state
-        # a retained copy at subscribe time is as old as its reading, not as new as now
-        state.seen(min(env.ts, now) if retained else now)
+        # durations run on arrival time (a Pi without a real-time clock may be off); a
+        # retained copy handed out at subscribe time is as old as its reading
+        at = min(env.ts, now) if retained else now
+        state.seen(at)
         data = env.data
         if isinstance(data, StatusData):
             state.online = data.online
         elif isinstance(data, EnvironmentData):
             window = self.settings.rules_for(env.site, env.room).sensor_stuck.window_s
-            state.set_environment(data, env.ts, window)
+            state.set_environment(data, at, window)
         elif isinstance(data, WifiData):
             state.wifi = data
         elif isinstance(data, LockerData) and sub is not None:
-            state.set_locker(sub, data, env.ts)
+            state.set_locker(sub, data, at)
         elif isinstance(data, HealthData):
-            state.set_health(data, now)
+            state.set_health(data, at)
         elif isinstance(data, EventData) and data.locker and data.slot:
             slot = (data.locker, data.slot)
             if data.type == "overdue":
@@ -182,6 +184,7 @@ class AlertService:
             data.target or "",
             data.severity,
             firing_since=data.since or ts,
+            started=data.since or ts,
             bad_since=data.since or ts,
             en=data.message,
             de=data.message_de or data.message,
@@ -261,7 +264,9 @@ class AlertService:
         if tracker.target:
             labels["target"] = tracker.target
         now = self.clock()
+        starts = tracker.started or now
         ends = resolved_at or now + timedelta(seconds=4 * s.resend_interval_s)
+        ends = max(ends, starts + timedelta(milliseconds=1))  # Alertmanager insists
         return {
             "labels": labels,
             "annotations": {
@@ -270,7 +275,7 @@ class AlertService:
                 "description": f"{tracker.en} ({site}/{room_id})",
                 "dashboard": link,
             },
-            "startsAt": _iso(tracker.firing_since or now),
+            "startsAt": _iso(starts),
             "endsAt": _iso(ends),
             "generatorURL": link,
         }
@@ -287,7 +292,7 @@ class AlertService:
             message=tracker.en,
             message_de=tracker.de,
             target=tracker.target or None,
-            since=tracker.firing_since,
+            since=tracker.started,
         )
         env = make_envelope(st.site, st.room, data, self.clock(), None)
         return topic, env.model_dump_json(exclude_none=True).encode()

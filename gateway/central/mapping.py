@@ -121,6 +121,14 @@ TABLE: dict[str, Spec] = {
 }
 
 
+#: The kinds that fan out into several points (a locker's door and slots, a counted event);
+#: the code below fills them, these rows name them for the rollup (``central/setup.py``).
+LOCKER_SLOT = Spec("locker_slot", tags=("locker", "slot"), bools=("present", "charging"))
+LOCKER_DOOR = Spec("locker_door", tags=("locker",), bools=("open",))
+LOCKER_EVENT = Spec("locker_event", tags=("locker", "slot", "type"), ints=("count",))
+FANOUT: tuple[Spec, ...] = (LOCKER_SLOT, LOCKER_DOOR, LOCKER_EVENT)
+
+
 def _fields(
     head: tuple[str, tuple[tuple[str, str], ...], int],
     values: dict[str, Any],
@@ -149,10 +157,10 @@ def _from_table(env: AnyEnvelope, spec: Spec) -> list[Row | None]:
 
 def _lockers(env: LockersEnvelope, locker: str | None) -> list[Row | None]:
     d = env.data
-    out = [_fields(_head("locker_door", env, locker=locker), {"open": d.door_open})]
+    out = [_fields(_head(LOCKER_DOOR.measurement, env, locker=locker), {"open": d.door_open})]
     out += [
         _fields(
-            _head("locker_slot", env, locker=locker, slot=s.slot),
+            _head(LOCKER_SLOT.measurement, env, locker=locker, slot=s.slot),
             {"present": s.present, "charging": s.charging},
         )
         for s in d.slots
@@ -165,8 +173,8 @@ def _events(env: EventsEnvelope) -> list[Row | None]:
     if d.locker is None:
         return []  # roaming, resets, badges at the reader: not locker events
     # one event, counted: the borrower's pseudonym never reaches the database
-    head = _head("locker_event", env, locker=d.locker, slot=d.slot, type=d.type)
-    return [_fields(head, {"count": 1}, ints=("count",))]
+    head = _head(LOCKER_EVENT.measurement, env, locker=d.locker, slot=d.slot, type=d.type)
+    return [_fields(head, {"count": 1}, ints=LOCKER_EVENT.ints)]
 
 
 def to_points(env: AnyEnvelope, sub: str | None = None) -> list[Row]:

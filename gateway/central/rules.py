@@ -463,6 +463,8 @@ class Tracker:
     target: str
     severity: Severity
     firing_since: datetime | None = None
+    #: when the last firing began; kept after it resolves, for the resolution's startsAt
+    started: datetime | None = None
     bad_since: datetime | None = None
     good_since: datetime | None = None
     en: str = ""
@@ -484,6 +486,7 @@ class Tracker:
                 # milliseconds, as on the wire: a restarted service resumes the same instant
                 since = self.bad_since
                 self.firing_since = since.replace(microsecond=since.microsecond // 1000 * 1000)
+                self.started = self.firing_since
                 return "fire"
         elif finding.verdict is Verdict.GOOD:
             self.bad_since = None

@@ -284,3 +284,39 @@ async def test_gateway_offline_and_locker_alerts(
             15,
             "gateway offline",
         )
+
+
+def test_what_alertmanager_is_sent_on_fire_resend_and_resolve():
+    """No services: the service's own clock, messages fed in, the payloads looked at."""
+    now = [datetime(2026, 11, 23, 9, 0, tzinfo=UTC)]
+    cfg = parse_central(
+        {"alerts": {"rules": {"co2_ventilate": {"for_s": 60}}, "resend_interval_s": 60}},
+        "x",
+        environ={},
+    )
+    service = AlertService(cfg, clock=lambda: now[0])
+
+    def tick(seconds: float, co2: float) -> tuple[list[Any], list[Any]]:
+        now[0] += timedelta(seconds=seconds)
+        env = make_envelope("s", "a", EnvironmentData(co2_ppm=co2), now[0], 1)
+        service.on_message("learnroom/v1/s/a/environment", env.model_dump_json().encode())
+        return service.evaluate()
+
+    assert tick(0, 1500) == ([], [])
+    assert tick(30, 1500) == ([], []), "pending: not yet 60 s"
+    fired, _ = tick(30, 1500)
+    (room, key, tracker) = fired[0]
+    sent = service.am_alert(room, tracker, resolved_at=None)
+    assert key == "co2_ventilate"
+    assert sent["startsAt"] == "2026-11-23T09:00:00.000Z", "from when it turned bad"
+    assert sent["endsAt"] == "2026-11-23T09:05:00.000Z", "four resend intervals ahead"
+    topic, payload = service.envelope(room, key, tracker, firing=True)
+    assert topic == "learnroom/v1/s/a/alerts/co2_ventilate"
+    assert json.loads(payload)["data"]["since"] == "2026-11-23T09:00:00.000Z"
+    _, resolved = tick(30, 600)
+    (room, key, tracker) = resolved[0]
+    done = service.am_alert(room, tracker, resolved_at=now[0])
+    assert (done["startsAt"], done["endsAt"]) == (
+        "2026-11-23T09:00:00.000Z",
+        "2026-11-23T09:01:30.000Z",
+    )
