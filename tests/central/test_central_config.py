@@ -14,6 +14,7 @@ from gateway.central.config import (
     parse_influx_url,
     subscription,
 )
+from gateway.central.rules import Rules
 from gateway.errors import ConfigError
 
 EXAMPLE = Path(__file__).parents[2] / "deploy" / "central" / "central.example.toml"
@@ -25,6 +26,9 @@ def test_the_shipped_example_is_valid_and_checked_by_the_cli():
     assert config.influx.version == 1
     assert subscription(config) == "$share/learnroom-ingest/learnroom/v1/#"
     assert config.ingest.rejected_file == EXAMPLE.parent / "rejected.jsonl"
+    # the example lists every rule with its defaults: it documents them, so it must be true
+    assert config.alerts.rules == Rules()
+    assert config.alerts.rules_for("gesamtschule-nord", "r").co2_ventilate.threshold == 1200
     out = subprocess.run(
         [sys.executable, "-m", "gateway", "check-config", str(EXAMPLE)],
         capture_output=True,
