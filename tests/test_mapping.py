@@ -8,8 +8,10 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from influxdb_client.client.write.point import Point
+from influxdb_client.domain.write_precision import WritePrecision
 
-from gateway.central.mapping import to_lines
+from gateway.central.mapping import to_lines, to_points
 from gateway.influxd import Influxd
 from gateway.models import (
     AlertData,
@@ -155,6 +157,7 @@ finite = st.floats(allow_nan=False, allow_infinity=False, width=64)
 any_text = st.text(max_size=24)
 
 
+@settings(deadline=None)  # the first example imports influxdb-client's serializer
 @given(
     ssid=any_text,
     bssid=any_text,
@@ -168,11 +171,6 @@ any_text = st.text(max_size=24)
 def test_lines_equal_influxdb_clients_point_for_any_values(
     ssid, bssid, rssi, bitrate, ok, slot, locker, people
 ):
-    from influxdb_client.client.write.point import Point
-    from influxdb_client.domain.write_precision import WritePrecision
-
-    from gateway.central.mapping import to_points
-
     envelopes = [
         (env(WifiData(ssid=ssid, bssid=bssid, rssi_dbm=rssi, bitrate_mbps=bitrate, ok=ok)), None),
         (env(LockerData(door_open=ok, slots=[SlotState(slot=slot, present=ok)])), locker),
