@@ -71,6 +71,38 @@ def _central_config(args: argparse.Namespace) -> CentralConfig:
     return config
 
 
+def _add_central_commands(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """The services of the central side (DESIGN.md "CLI")."""
+    ingest = sub.add_parser("ingest", help="central: MQTT to InfluxDB, acknowledged when written")
+    _add_central(ingest, influx=True)
+    ingest.add_argument(
+        "--metrics-port", type=int, help="Prometheus /metrics port (0: off; default 9310)"
+    )
+    _add_common(ingest)
+
+    alerts = sub.add_parser("alerts", help="central: alert rules to Alertmanager, MQTT, InfluxDB")
+    _add_central(alerts, influx=True)
+    alerts.add_argument("--alertmanager", metavar="URL", help="http://host:9093")
+    _add_common(alerts)
+
+    setup = sub.add_parser(
+        "influx-setup", help="central: database, retention (90 d raw) and 5-min rollups (2 y)"
+    )
+    _add_central(setup, influx=True)
+    setup.add_argument("--raw-days", type=int, default=90, help="keep raw points (days)")
+    setup.add_argument("--rollup-days", type=int, default=730, help="keep 5-min means (days)")
+    setup.add_argument(
+        "--backfill", action="store_true", help="also roll up the raw points already stored"
+    )
+    _add_common(setup)
+
+    display = sub.add_parser("display", help="central: resident display, JSON API, live updates")
+    _add_central(display, influx=False)
+    display.add_argument("--port", type=int, help="HTTP port (default 8080)")
+    display.add_argument("--host", help="address to listen on (default 127.0.0.1)")
+    _add_common(display)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="learnroom",
@@ -115,28 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_common(demo)
 
-    ingest = sub.add_parser("ingest", help="central: MQTT to InfluxDB, acknowledged when written")
-    _add_central(ingest, influx=True)
-    ingest.add_argument(
-        "--metrics-port", type=int, help="Prometheus /metrics port (0: off; default 9310)"
-    )
-    _add_common(ingest)
-
-    alerts = sub.add_parser("alerts", help="central: alert rules to Alertmanager, MQTT, InfluxDB")
-    _add_central(alerts, influx=True)
-    alerts.add_argument("--alertmanager", metavar="URL", help="http://host:9093")
-    _add_common(alerts)
-
-    setup = sub.add_parser(
-        "influx-setup", help="central: database, retention (90 d raw) and 5-min rollups (2 y)"
-    )
-    _add_central(setup, influx=True)
-    setup.add_argument("--raw-days", type=int, default=90, help="keep raw points (days)")
-    setup.add_argument("--rollup-days", type=int, default=730, help="keep 5-min means (days)")
-    setup.add_argument(
-        "--backfill", action="store_true", help="also roll up the raw points already stored"
-    )
-    _add_common(setup)
+    _add_central_commands(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
     schema.add_argument("--indent", type=int, default=2)
@@ -348,6 +359,18 @@ def cmd_influx_setup(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_display(args: argparse.Namespace) -> int:
+    from gateway.central.display_app import serve  # noqa: PLC0415
+
+    config = _central_config(args)
+    update = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
+    if update:
+        section = config.display.model_validate(config.display.model_dump() | update)
+        config = config.model_copy(update={"display": section})
+    asyncio.run(serve(config, args.config.parent if args.config else Path.cwd()))
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415
 
@@ -372,6 +395,7 @@ COMMANDS = {
     "ingest": cmd_ingest,
     "alerts": cmd_alerts,
     "influx-setup": cmd_influx_setup,
+    "display": cmd_display,
     "schema": cmd_schema,
     "check-config": cmd_check_config,
     "discover": cmd_discover,

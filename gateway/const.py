@@ -61,3 +61,4 @@ MDNS_MQTT_TYPE: Final = "_mqtt._tcp.local."
 
 DEFAULT_MQTT_PORT: Final = 1883
 DEFAULT_MQTTS_PORT: Final = 8883
+DEFAULT_DISPLAY_PORT: Final = 8080

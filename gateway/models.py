@@ -106,6 +106,8 @@ EventType = Literal[
     "overdue",
     "roamed",
     "people_reset",
+    # published by the display: a booking began 15 min ago and nobody is in the room
+    "no_show",
 ]
 
 

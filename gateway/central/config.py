@@ -13,9 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, unquote, urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
 
+from gateway import const
 from gateway.central.rules import RULE_NAMES, Rules
 from gateway.config import MqttSection, _Config, load_toml, parse_config
 from gateway.errors import ConfigError
@@ -225,11 +227,56 @@ class AlertsSection(_Config):
         return any(m.covers(site, room, now) for m in self.maintenance)
 
 
+class DisplayRoom(_Config):
+    site: Slug
+    room: Slug
+    #: Shown on the display; the room slug when absent.
+    name: str | None = None
+    name_en: str | None = None
+    #: The room's booking calendar: an ICS URL or file (relative to the config file).
+    calendar: str | None = None
+    #: Opening hours, e.g. ``{mon = ["08:00-20:00"], sun = []}``; the display's default else.
+    hours: dict[str, Any] | None = None
+
+
+class DisplaySection(_Config):
+    host: str = "127.0.0.1"
+    port: int = Field(default=const.DEFAULT_DISPLAY_PORT, ge=1, le=65535)
+    timezone: str = "Europe/Berlin"
+    #: Site slug to the name residents know it by.
+    sites: dict[str, str] = Field(default_factory=dict)
+    rooms: list[DisplayRoom] = Field(default_factory=list)
+    #: Rooms seen on MQTT but not listed above are shown too, under their slug.
+    show_unlisted: bool = True
+    #: Opening hours of every room without its own (``None``: always open).
+    hours: dict[str, Any] | None = None
+    #: People counts below this show as "a few" (DESIGN.md "Privacy").
+    min_count: int = Field(default=3, ge=1)
+    #: A booking with nobody in the room this long after its start shows "probably free".
+    no_show_after_s: float = Field(default=900.0, gt=0)
+    publish_no_shows: bool = True
+    report_interval_s: float = Field(default=30.0, gt=0)
+    calendar_refresh_s: float = Field(default=300.0, gt=0)
+    kiosk_page_s: float = Field(default=15.0, gt=0)
+    kiosk_rooms_per_page: int = Field(default=6, ge=1)
+    client_id: str = "learnroom-display"
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; use e.g. 'Europe/Berlin'") from None
+        return value
+
+
 class CentralConfig(_Config):
     mqtt: CentralMqttSection = CentralMqttSection()
     influx: InfluxSection | None = None
     ingest: IngestSection = IngestSection()
     alerts: AlertsSection = AlertsSection()
+    display: DisplaySection = DisplaySection()
 
 
 def parse_central(
