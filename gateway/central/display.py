@@ -54,7 +54,7 @@ def card_id(site: str, room: str) -> str:
     return f"room-{site}--{room}"
 
 
-@dataclass
+@dataclass(eq=False)  # compared by identity: each open page is its own listener
 class Listener:
     """One open page: its site filter, and the rooms that changed since it last looked."""
 
