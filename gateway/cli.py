@@ -133,6 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", default="1")
     demo.add_argument("--duration", type=float, help="stop after this many seconds")
     demo.add_argument("--no-table", action="store_true", help="log instead of the live table")
+    demo.add_argument("--port", type=int, default=8080, help="resident display port (default 8080)")
     demo.add_argument(
         "--influx",
         metavar="URL",
@@ -385,6 +386,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             table=not args.no_table,
             broker=args.broker,
             influx=args.influx,
+            port=args.port,
         )
     )
 

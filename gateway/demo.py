@@ -38,10 +38,13 @@ from gateway.central.config import (
     AlertsSection,
     CentralConfig,
     CentralMqttSection,
+    DisplaySection,
     InfluxSection,
     IngestSection,
     parse_influx_url,
 )
+from gateway.central.display import Hub
+from gateway.central.display_app import EmbeddedServer, server_for
 from gateway.central.ingest import Ingest, make_writer
 from gateway.central.setup import setup_v1
 from gateway.clock import ScaledClock
@@ -162,6 +165,28 @@ def alert_service(
     )
     writer = make_writer(influx) if influx is not None else None
     return AlertService(config, writer=writer, clock=clock.now)
+
+
+def display_server(
+    url: str, mqtt5: bool, port: int, clock: ScaledClock
+) -> tuple[EmbeddedServer, int]:
+    """The resident display on ``port`` (a free one when it is taken), on simulated time."""
+    if port == 0 or port_open("127.0.0.1", port):
+        port = free_port()
+    mqtt = parse_mqtt_url(url).model_dump() | {"protocol": "5" if mqtt5 else "3.1.1"}
+    config = CentralConfig(
+        mqtt=CentralMqttSection.model_validate(mqtt),
+        display=DisplaySection(
+            port=port,
+            client_id=f"learnroom-demo-display-{os.getpid()}",
+            sites={s: s.replace("-", " ").title() for s in SITES},
+            # the simulated day runs fast: a room is silent after three simulated intervals
+            report_interval_s=60.0,
+        ),
+    )
+    server = server_for(Hub(config, clock=clock.now), embedded=True)
+    assert isinstance(server, EmbeddedServer)  # noqa: S101 - for mypy
+    return server, port
 
 
 def start_ingest(url: str, mqtt5: bool, influx: InfluxSection, workdir: Path) -> tuple[Ingest, int]:
@@ -324,6 +349,7 @@ async def run_demo(
     table: bool = True,
     broker: str = "auto",
     influx: str | None = None,
+    port: int = 8080,
 ) -> int:
     from gateway.agent.build import build_agent, simulated_room_config  # noqa: PLC0415
 
@@ -361,7 +387,8 @@ async def run_demo(
                 )
                 agents.append(agent)
             # the agents' clocks have started: the alerts' must not run ahead of them
-            alerts = alert_service(url, mqtt5, database, am_url, ScaledClock(start, speed))
+            sim_clock = ScaledClock(start, speed)
+            alerts = alert_service(url, mqtt5, database, am_url, sim_clock)
             views: dict[tuple[str, str], RoomView] = {}
             stop = asyncio.Event()
             loop = asyncio.get_running_loop()
@@ -374,6 +401,9 @@ async def run_demo(
                 watcher = tg.create_task(watch(url, views, const.TOPIC_PREFIX), name="demo-watch")
                 alerts_stop = asyncio.Event()
                 alerting = tg.create_task(alerts.run(alerts_stop), name="demo-alerts")
+                web, web_port = display_server(url, mqtt5, port, sim_clock)
+                serving = tg.create_task(web.serve(), name="demo-display")
+                console.print(f"display: http://127.0.0.1:{web_port}/ (kiosk: ?kiosk=1)")
                 if duration is not None:
                     loop.call_later(duration, stop.set)
                 if table:
@@ -387,6 +417,8 @@ async def run_demo(
                     console.print(render(views, url))  # the live state, before the goodbyes
                 alerts_stop.set()
                 await alerting
+                web.should_exit = True
+                await serving
                 for agent in agents:
                     agent.stop()
                 await asyncio.gather(*runs, return_exceptions=True)

@@ -47,6 +47,8 @@ def test_demo_shows_every_room_live(broker: str):
         "--no-table",
         "--mqtt-port",
         "0",
+        "--port",
+        "0",
         "--log-level",
         "WARNING",
     )
@@ -67,6 +69,7 @@ def test_demo_shows_every_room_live(broker: str):
     assert written, out
     assert int(written.group(2)) > int(written.group(1)) > 50
     assert "0 rejected" in out
+    assert "display: http://127.0.0.1:" in out
 
 
 async def test_discover_lists_an_advertised_gateway():

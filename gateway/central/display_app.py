@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -19,17 +21,24 @@ def build_hub(config: CentralConfig, base_dir: Path) -> Hub:
     return Hub(config)
 
 
-async def serve(config: CentralConfig, base_dir: Path) -> None:
-    hub = build_hub(config, base_dir)
-    d = config.display
-    server = uvicorn.Server(
-        uvicorn.Config(
-            create_app(hub),
-            host=d.host,
-            port=d.port,
-            log_level="warning",
-            proxy_headers=True,
-        )
+class EmbeddedServer(uvicorn.Server):
+    """uvicorn inside a program that handles its own signals (the demo): set
+    ``should_exit`` to stop it."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def server_for(hub: Hub, *, embedded: bool = False) -> uvicorn.Server:
+    d = hub.settings
+    config = uvicorn.Config(
+        create_app(hub), host=d.host, port=d.port, log_level="warning", proxy_headers=True
     )
-    _LOGGER.info("display on http://%s:%d/", d.host, d.port)
+    return EmbeddedServer(config) if embedded else uvicorn.Server(config)
+
+
+async def serve(config: CentralConfig, base_dir: Path) -> None:
+    server = server_for(build_hub(config, base_dir))
+    _LOGGER.info("display on http://%s:%d/", config.display.host, config.display.port)
     await server.serve()
