@@ -150,6 +150,24 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_central_commands(sub)
 
+    prov = sub.add_parser(
+        "provision", help="central: a gateway's broker credentials, ACL lines and room config"
+    )
+    prov.add_argument("--site", required=True)
+    prov.add_argument("--room", required=True)
+    prov.add_argument("--out", type=Path, default=Path("provision"), help="state directory")
+    prov.add_argument("--broker-host", default="localhost", help="as the gateways reach it")
+    prov.add_argument("--port", type=int, help="broker port for the gateways (8883 with TLS)")
+    prov.add_argument("--no-tls", action="store_true", help="plain MQTT (a trusted LAN only)")
+    prov.add_argument("--cert", action="store_true", help="also a client certificate")
+    prov.add_argument(
+        "--server-name",
+        action="append",
+        default=[],
+        help="names and addresses in the broker certificate (repeatable)",
+    )
+    prov.add_argument("--revoke", action="store_true", help="remove this gateway")
+
     schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
     schema.add_argument("--indent", type=int, default=2)
 
@@ -372,6 +390,23 @@ def cmd_display(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_provision(args: argparse.Namespace) -> int:
+    from gateway.central.provision import Provisioner  # noqa: PLC0415
+
+    prov = Provisioner(
+        args.out,
+        broker_host=args.broker_host,
+        port=args.port,
+        tls=not args.no_tls,
+        cert=args.cert,
+        server_names=args.server_name,
+    )
+    lines = prov.revoke(args.site, args.room) if args.revoke else prov.add(args.site, args.room)
+    for line in lines:
+        print(line)
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from gateway.demo import run_demo  # noqa: PLC0415
 
@@ -398,6 +433,7 @@ COMMANDS = {
     "alerts": cmd_alerts,
     "influx-setup": cmd_influx_setup,
     "display": cmd_display,
+    "provision": cmd_provision,
     "schema": cmd_schema,
     "check-config": cmd_check_config,
     "discover": cmd_discover,

@@ -373,6 +373,14 @@ def load_room_config(path: Path, environ: Mapping[str, str] | None = None) -> Ro
     if not out.path.is_absolute():
         out = out.model_copy(update={"path": path.parent / out.path})
         config = config.model_copy(update={"outbox": out})
+    m = config.mqtt
+    files = {
+        k: path.parent / v
+        for k, v in (("ca_file", m.ca_file), ("cert_file", m.cert_file), ("key_file", m.key_file))
+        if v is not None and not v.is_absolute()
+    }
+    if files:
+        config = config.model_copy(update={"mqtt": m.model_copy(update=files)})
     return config
 
 
