@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Installs the Debian packages the tests talk to (real services, no mocks).
 # Usage: source scripts/apt-deps.sh
 apt_install() {

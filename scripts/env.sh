@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by scripts/demo and scripts/test: a virtualenv in .venv with the project installed.
 # Usage: source scripts/env.sh EXTRAS   (e.g. "dev" or "demo")
 set -euo pipefail
@@ -9,5 +10,5 @@ if [ ! -x "$VENV/bin/python" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
 fi
 # -e: the tests and the demo run the code of this checkout
-"$VENV/bin/python" -m pip install -q -e "$ROOT[$1]"
+"$VENV/bin/python" -m pip install -q -e "${ROOT}[$1]"
 export PATH="$VENV/bin:$PATH"
