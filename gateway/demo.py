@@ -179,6 +179,7 @@ def display_server(
         display=DisplaySection(
             port=port,
             client_id=f"learnroom-demo-display-{os.getpid()}",
+            metrics_port=0,
             sites={s: s.replace("-", " ").title() for s in SITES},
             # the simulated day runs fast: a room is silent after three simulated intervals
             report_interval_s=60.0,

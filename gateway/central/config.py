@@ -260,6 +260,9 @@ class DisplaySection(_Config):
     kiosk_page_s: float = Field(default=15.0, gt=0)
     kiosk_rooms_per_page: int = Field(default=6, ge=1)
     client_id: str = "learnroom-display"
+    #: Prometheus /metrics (rooms, open pages, updates sent); port 0 turns it off.
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int = Field(default=9312, ge=0, le=65535)
 
     @field_validator("timezone")
     @classmethod

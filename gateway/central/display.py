@@ -28,6 +28,7 @@ from fastapi import FastAPI, HTTPException, Query, Request, Response
 from fastapi.responses import HTMLResponse, StreamingResponse
 from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
+from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_server
 
 from gateway import __version__
 from gateway.agent.link import tls_context
@@ -90,6 +91,21 @@ class Hub:
         )
         self.no_shows: set[tuple[str, str, datetime]] = set()
         self.publish: Callable[[str, bytes], Any] | None = None
+        self.registry = CollectorRegistry()
+        self.updates_sent = Counter(
+            "learnroom_display_updates_sent",
+            "room cards sent to open pages",
+            registry=self.registry,
+        )
+        self.messages = Counter(
+            "learnroom_display_mqtt_messages", "MQTT messages taken", registry=self.registry
+        )
+        Gauge(
+            "learnroom_display_open_pages", "pages listening for updates", registry=self.registry
+        ).set_function(lambda: len(self.listeners))
+        Gauge(
+            "learnroom_display_rooms_live", "rooms with current data", registry=self.registry
+        ).set_function(lambda: sum(1 for v in self.views.values() if v.live))
 
     # -- state -----------------------------------------------------------------------------
 
@@ -103,6 +119,7 @@ class Hub:
 
     def on_message(self, topic: str, payload: bytes, *, retained: bool = False) -> bool:
         """Take one message; True when a room's state changed."""
+        self.messages.inc()
         result = check(topic, payload, self.prefix)
         if not isinstance(result, Accepted):
             return False
@@ -244,12 +261,18 @@ def etag_response(request: Request, payload: Any, max_age: int = 5) -> Response:
 # -- the app ------------------------------------------------------------------------------
 
 
-def create_app(hub: Hub, *, run_mqtt: bool = True) -> FastAPI:
-    pages = Pages(hub)
+def _lifespan(
+    hub: Hub, *, run_mqtt: bool
+) -> Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]:
+    """The app's background work: MQTT, the ticker, /metrics."""
 
     @contextlib.asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         stop = asyncio.Event()
+        metrics = None
+        d = hub.settings
+        if d.metrics_port:
+            metrics, _ = start_http_server(d.metrics_port, d.metrics_host, registry=hub.registry)
         tasks = [asyncio.create_task(_ticker(hub, stop), name="display-ticker")]
         if run_mqtt:
             tasks.append(asyncio.create_task(_mqtt(hub, stop), name="display-mqtt"))
@@ -257,11 +280,22 @@ def create_app(hub: Hub, *, run_mqtt: bool = True) -> FastAPI:
             yield
         finally:
             stop.set()
+            if metrics is not None:
+                metrics.shutdown()
+                metrics.server_close()
             for task in tasks:
                 task.cancel()
             for task in tasks:
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
+
+    return lifespan
+
+
+def create_app(hub: Hub, *, run_mqtt: bool = True) -> FastAPI:
+    pages = Pages(hub)
+
+    lifespan = _lifespan(hub, run_mqtt=run_mqtt)
 
     app = FastAPI(
         title="learnroom rooms",
@@ -316,6 +350,7 @@ def create_app(hub: Hub, *, run_mqtt: bool = True) -> FastAPI:
                             name=name, status=TEXT[language][info.status]
                         ),
                     }
+                    hub.updates_sent.inc()
                     yield f"event: room\ndata: {json.dumps(message)}\n\n"
             finally:
                 hub.listeners.discard(listener)

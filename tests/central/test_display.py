@@ -66,11 +66,12 @@ def display(mosquitto: Mosquitto, pub: Publisher, tmp_path: Path) -> Iterator[st
     room_state(pub, "bibliothek-mitte", "lernraum-1", people=0, co2=650)
     room_state(pub, "bibliothek-mitte", "lernraum-2", people=6, co2=1400)
     room_state(pub, "schule-nord", "raum-204", people=2, co2=900)
-    port = free_port()
+    port, metrics_port = free_port(), free_port()
     config = tmp_path / "central.toml"
     config.write_text(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
         f"[display]\nport = {port}\nmin_count = 3\nreport_interval_s = 2\n"
+        f"metrics_port = {metrics_port}\n"
         f'client_id = "display-{port}"\n'
         '[display.sites]\n"bibliothek-mitte" = "Stadtbibliothek Mitte"\n'
         '"schule-nord" = "Gesamtschule Nord"\n'
@@ -84,6 +85,7 @@ def display(mosquitto: Mosquitto, pub: Publisher, tmp_path: Path) -> Iterator[st
         stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
+    (tmp_path / "metrics.url").write_text(f"http://127.0.0.1:{metrics_port}/metrics")
 
     def ready() -> bool:
         try:
@@ -148,7 +150,7 @@ def test_the_page_shows_every_room_from_retained_state(display: str, browser: Br
 
 
 def test_an_mqtt_change_appears_and_an_offline_gateway_shows_no_current_data(
-    display: str, browser: Browser, pub: Publisher
+    display: str, browser: Browser, pub: Publisher, tmp_path: Path
 ):
     page = open_page(browser, f"{display}/?lang=en")
     assert "Free" in card(page, "bibliothek-mitte", "lernraum-1")
@@ -173,6 +175,9 @@ def test_an_mqtt_change_appears_and_an_offline_gateway_shows_no_current_data(
     )
     text = card(page, "bibliothek-mitte", "lernraum-1")
     assert "seats" not in text and "Occupied" not in text and "Free" not in text
+    _, _, metrics = get((tmp_path / "metrics.url").read_text())
+    assert b"learnroom_display_open_pages 1.0" in metrics
+    assert b"learnroom_display_rooms_live 2.0" in metrics
     page.context.close()
 
 
