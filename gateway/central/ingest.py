@@ -320,7 +320,10 @@ class Ingest:
                 lines = to_lines(env, result.topic.sub)
                 stats.accepted += 1
                 if env.seq is not None:
-                    self._observe(env.site, env.room, env.seq, retained=bool(msg.retain))
+                    # a retained copy on subscribe, or the broker redelivering what we did
+                    # not acknowledge, is no second send by the gateway
+                    replay = bool(msg.retain or msg.dup)
+                    self._observe(env.site, env.room, env.seq, retained=replay)
             elif isinstance(result, Rejected):
                 stats.rejected[result.reason] += 1
                 self.sampler.sample(result.reason, result.detail, msg.topic, msg.payload)
