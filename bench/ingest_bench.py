@@ -170,6 +170,8 @@ from gateway.central.writers import WriteResult
 class Counting:
     def write(self, lines):
         return WriteResult(written=len(lines))
+    def close(self):
+        pass
 ingest = Ingest(load_central_config(Path(sys.argv[1])), Counting())
 stop = threading.Event()
 signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -32,10 +32,11 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.agent.link import tls_context
 from gateway.central.config import CentralConfig
-from gateway.central.ingest import Writer, make_writer
+from gateway.central.ingest import make_writer
 from gateway.central.mapping import to_lines
 from gateway.central.rules import CHECKS, Finding, RoomState, Tracker, Verdict, evaluate
 from gateway.central.validate import Accepted, check
+from gateway.central.writers import Writer
 from gateway.models import (
     AlertData,
     EnvironmentData,

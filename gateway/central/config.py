@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
-from urllib.parse import parse_qs, unquote, urlsplit
+from urllib.parse import parse_qs, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, ValidationError, field_validator, model_validator
@@ -302,38 +302,51 @@ def load_central_config(
     return config
 
 
+_INFLUX_EXPECTED = (
+    "expected http(s)://host:port?db=DATABASE[&rp=RETENTION_POLICY] for InfluxDB 1.x "
+    "or http(s)://host:port?org=ORG&bucket=BUCKET for InfluxDB 2.x/3.x"
+)
+
+
 def parse_influx_url(
     url: str, base: InfluxSection | None, environ: Mapping[str, str]
 ) -> InfluxSection:
-    """``--influx``: ``http://host:port?db=learnroom[&rp=..]`` (1.x) or
-    ``http://host:port?org=O&bucket=B`` (2.x/3.x, token from ``LEARNROOM_INFLUX_TOKEN``)."""
+    """``--influx``: the query names are the databases' own write APIs', so a URL that works
+    with ``curl`` works here; one that could mean either, or neither, is refused now rather
+    than guessed at and found wrong at the first write. Credentials stay out of the URL
+    (process lists show it): ``LEARNROOM_INFLUX_TOKEN``, ``_USERNAME``, ``_PASSWORD``."""
+
+    def refuse(why: str) -> ConfigError:
+        return ConfigError([f"--influx {url!r}: {why}"])
+
     parts = urlsplit(url)
-    query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = set(query) - {"db", "rp", "org", "bucket"}
-    if parts.scheme not in ("http", "https") or not parts.hostname or unknown:
-        raise ConfigError(
-            [
-                f"--influx {url!r}: expected http://host:port?db=NAME (InfluxDB 1.x) "
-                "or http://host:port?org=ORG&bucket=BUCKET (2.x/3.x)"
-                + (f"; unknown parameter {sorted(unknown)[0]!r}" if unknown else "")
-            ]
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise refuse(_INFLUX_EXPECTED)
+    if parts.username or parts.password:
+        raise refuse(
+            "credentials do not go into the URL; give a token (LEARNROOM_INFLUX_TOKEN) "
+            "or LEARNROOM_INFLUX_USERNAME and LEARNROOM_INFLUX_PASSWORD"
         )
-    host = parts.netloc.rpartition("@")[2]
-    update: dict[str, Any] = {"url": f"{parts.scheme}://{host}{parts.path}"}
-    if parts.username is not None:
-        update["username"] = unquote(parts.username)
-    if parts.password is not None:
-        update["password"] = unquote(parts.password)
-    if "org" in query or "bucket" in query:
-        update |= {"org": query.get("org"), "bucket": query.get("bucket"), "database": None}
-    else:
-        update |= {"database": query.get("db", DEFAULT_DATABASE), "org": None, "bucket": None}
-        update["retention_policy"] = query.get("rp")
+    params: dict[str, str] = {}
+    for key, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if key not in ("db", "rp", "org", "bucket") or len(values) != 1 or not values[0]:
+            raise refuse(f"bad parameter {key!r}; {_INFLUX_EXPECTED}")
+        params[key] = values[0]
+    if set(params) not in ({"db"}, {"db", "rp"}, {"org", "bucket"}):
+        raise refuse(_INFLUX_EXPECTED)
+    if "org" in params and not (environ.get("LEARNROOM_INFLUX_TOKEN") or (base and base.token)):
+        raise refuse("InfluxDB 2.x/3.x needs a token (LEARNROOM_INFLUX_TOKEN)")
+    update: dict[str, Any] = {
+        "url": f"{parts.scheme}://{parts.netloc}{parts.path}",
+        "database": params.get("db"),
+        "retention_policy": params.get("rp"),
+        "org": params.get("org"),
+        "bucket": params.get("bucket"),
+    }
     merged = (base.model_dump() if base else {}) | update
-    raw = {"influx": merged}
-    return parse_config(CentralConfig, raw, "--influx", environ, ENV_OVERRIDES).influx or (
-        InfluxSection()
-    )
+    config = parse_config(CentralConfig, {"influx": merged}, "--influx", environ, ENV_OVERRIDES)
+    assert config.influx is not None  # noqa: S101 - it was just given
+    return config.influx
 
 
 def subscription(config: CentralConfig) -> str:

@@ -26,7 +26,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
@@ -45,29 +45,17 @@ from gateway.central.seqs import SeqTracker
 from gateway.central.validate import REASONS, Accepted, Rejected, check
 from gateway.central.writers import (
     BadRequestError,
-    InfluxV1Writer,
-    WriteResult,
+    Writer,
     WriterUnavailableError,
+    writer_from_config,
 )
 
 _LOGGER = logging.getLogger(__name__)
 
 
-class Writer(Protocol):
-    def write(self, lines: list[str]) -> WriteResult: ...
-
-
 def make_writer(influx: InfluxSection) -> Writer:
     """The writer for the configured InfluxDB: v1 ``/write`` or influxdb-client for 2.x/3.x."""
-    return InfluxV1Writer(
-        influx.url,
-        influx.db,
-        retention_policy=influx.retention_policy,
-        username=influx.username,
-        password=influx.password,
-        timeout_s=influx.timeout_s,
-        attempts=influx.attempts,
-    )
+    return writer_from_config(influx)
 
 
 @dataclass
@@ -473,6 +461,7 @@ class Ingest:
             self._writer_thread.join(timeout)
         self.client.disconnect()
         self.client.loop_stop()
+        self.writer.close()
         if self._metrics_server is not None:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()

@@ -72,7 +72,11 @@ def test_influxdb_2_needs_org_bucket_and_a_token_from_file_or_environment():
 
 
 def test_the_influx_flag_follows_the_databases_own_write_parameters():
-    v1 = parse_influx_url("http://u:p@db:8086?db=rooms&rp=raw", None, {})
+    v1 = parse_influx_url(
+        "http://db:8086?db=rooms&rp=raw",
+        None,
+        {"LEARNROOM_INFLUX_USERNAME": "u", "LEARNROOM_INFLUX_PASSWORD": "p"},
+    )
     assert (v1.url, v1.database, v1.retention_policy, v1.username, v1.password) == (
         "http://db:8086",
         "rooms",
@@ -84,6 +88,6 @@ def test_the_influx_flag_follows_the_databases_own_write_parameters():
         "https://cloud.example?org=lib&bucket=rooms", None, {"LEARNROOM_INFLUX_TOKEN": "secret"}
     )
     assert (v2.version, v2.org, v2.bucket, v2.token) == (2, "lib", "rooms", "secret")
-    for wrong in ("db:8086?db=x", "http://db:8086?database=x", "mqtt://db"):
+    for wrong in ("db:8086?db=x", "http://db:8086?database=x", "mqtt://db", "http://u:p@db?db=x"):
         with pytest.raises(ConfigError, match="--influx"):
             parse_influx_url(wrong, None, {})
