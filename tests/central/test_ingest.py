@@ -8,7 +8,10 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+
+import pytest
 
 from gateway.broker import Mosquitto, free_port
 from gateway.influxd import Influxd
@@ -165,3 +168,44 @@ def test_database_down_holds_acknowledgements_and_resumes_by_itself(
         assert ingest.stats.acked == 220
     pub.close()
     assert occupancy_times(influxd) == {"a": list(range(220))}
+
+
+def test_the_influxdb_2_path_through_influxdb_client(mosquitto: Mosquitto, tmp_path: Path):
+    """The same ingest with an ``[influx]`` of org, bucket and token: influxdb-client's
+    ``/api/v2/write``, here answered by VictoriaMetrics (no InfluxDB 2.x is packaged)."""
+    import shutil
+
+    from gateway.central.config import parse_central
+    from gateway.victoria import VictoriaMetrics
+
+    if shutil.which("victoria-metrics") is None:
+        pytest.fail("victoria-metrics is required; run scripts/test")
+    vm = VictoriaMetrics(tmp_path / "victoria")
+    vm.start()
+    try:
+        config = parse_central(
+            {
+                "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
+                "influx": {"url": vm.url, "org": "learnroom", "bucket": "learnroom"},
+                "ingest": {"metrics_port": 0, "rejected_file": "", "batch_interval_s": 0.2},
+            },
+            "test",
+            environ={"LEARNROOM_INFLUX_TOKEN": "t0ken"},
+        )
+        pub = Publisher(mosquitto.port)
+        now = int(time.time())
+        with running_ingest(config) as ingest:
+            for seq in range(30):
+                topic, payload = occupancy_payload("s", "v2", seq)
+                env = json.loads(payload)
+                env["ts"] = datetime.fromtimestamp(now - 300 + seq, UTC).isoformat()
+                pub.publish(topic, json.dumps(env).encode())
+            wait_for(lambda: ingest.stats.acked == 30, 20, "written and acknowledged")
+        pub.close()
+        series = vm.export('{__name__="occupancy_people",room="v2"}', min_samples=30)
+        (people,) = series
+        assert people["metric"]["site"] == "s"
+        assert sorted(people["timestamps"]) == [(now - 300 + s) * 1000 for s in range(30)]
+        assert sorted(people["values"]) == sorted(float(s % 30) for s in range(30))
+    finally:
+        vm.stop()
