@@ -3,41 +3,33 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
 from gateway.broker import free_port
-from gateway.errors import LearnroomError
+from gateway.procs import HttpService, ServiceError
 
 
-class InfluxError(LearnroomError, RuntimeError):
+class InfluxError(ServiceError):
     pass
 
 
-class Influxd:
+class Influxd(HttpService):
     """``influxd`` on a loopback port with its data in ``workdir``."""
 
+    binaries = ("influxd",)
+    package = "influxdb"
+    ready_path = "/ping"
+    error = InfluxError
+
     def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.workdir = workdir
-        self.port = port or free_port()
+        super().__init__(workdir, port)
         self.rpc_port = free_port()
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 30.0) -> None:
-        binary = shutil.which("influxd")
-        if binary is None:
-            raise InfluxError("influxd is not installed (apt-get install influxdb)")
+    def command(self, binary: str) -> list[str]:
         w = self.workdir
-        w.mkdir(parents=True, exist_ok=True)
         conf = w / "influxdb.conf"
         conf.write_text(
             "reporting-disabled = true\n"
@@ -47,31 +39,7 @@ class Influxd:
             f'[http]\n  bind-address = "127.0.0.1:{self.port}"\n  log-enabled = false\n'
             "[monitor]\n  store-enabled = false\n"
         )
-        with (w / "influxd.log").open("wb") as log:
-            self.proc = subprocess.Popen(  # noqa: S603 - our own config
-                [binary, "-config", str(conf)], stdout=subprocess.DEVNULL, stderr=log
-            )
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/ping", timeout=1):  # noqa: S310
-                    return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    tail = (w / "influxd.log").read_text(errors="replace")[-2000:]
-                    raise InfluxError(f"influxd did not start: {tail}") from None
-                time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
+        return [binary, "-config", str(conf)]
 
     def query(self, q: str, db: str | None = None) -> Any:  # noqa: ANN401 - JSON
         params = {"q": q, "epoch": "ms"} | ({"db": db} if db else {})

@@ -8,8 +8,6 @@ only (booleans become 1/0, a string that is not a number becomes 0).
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import time
 import urllib.parse
 import urllib.request
@@ -17,50 +15,32 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from gateway.broker import free_port
-from gateway.errors import LearnroomError
+from gateway.procs import HttpService, ServiceError
 
 #: Freshly written series become searchable about a second after the write, flush or not.
 _VISIBLE_WITHIN_S = 10.0
 
 
-class VictoriaMetricsError(LearnroomError, RuntimeError):
+class VictoriaMetricsError(ServiceError):
     pass
 
 
-class VictoriaMetrics:
+class VictoriaMetrics(HttpService):
     """``victoria-metrics`` on a loopback port with its data and log in ``workdir``."""
+
+    binaries = ("victoria-metrics",)
+    package = "victoria-metrics"
+    ready_path = "/health"
+    error = VictoriaMetricsError
 
     def __init__(
         self, workdir: Path, port: int | None = None, *, flags: Sequence[str] = ()
     ) -> None:
-        self.workdir = workdir
-        self.port = port or free_port()
+        super().__init__(workdir, port)
         self.flags = tuple(flags)  # e.g. -httpAuth.username=... for a server that says 401
-        self.proc: subprocess.Popen[bytes] | None = None
 
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def log_path(self) -> Path:
-        return self.workdir / "victoria-metrics.log"
-
-    def log_tail(self, chars: int = 2000) -> str:
-        """The end of its log: where it says why it did not start, or which lines it skipped."""
-        if not self.log_path.exists():
-            return ""
-        return self.log_path.read_text(errors="replace")[-chars:]
-
-    def start(self, timeout: float = 30.0) -> None:
-        binary = shutil.which("victoria-metrics")
-        if binary is None:
-            raise VictoriaMetricsError(
-                "victoria-metrics is not installed (apt-get install victoria-metrics)"
-            )
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        args = [
+    def command(self, binary: str) -> list[str]:
+        return [
             binary,
             f"-httpListenAddr=127.0.0.1:{self.port}",
             f"-storageDataPath={self.workdir / 'data'}",
@@ -71,30 +51,6 @@ class VictoriaMetrics:
             "-retentionPeriod=100y",  # tests may write fixed dates in the past
             *self.flags,
         ]
-        with self.log_path.open("ab") as log:
-            self.proc = subprocess.Popen(args, stdout=log, stderr=log)  # noqa: S603 - our flags
-        deadline = time.monotonic() + timeout
-        while True:
-            try:
-                with urllib.request.urlopen(f"{self.url}/health", timeout=1):  # noqa: S310
-                    return
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    self.stop()
-                    raise VictoriaMetricsError(
-                        f"victoria-metrics did not start on port {self.port}: {self.log_tail()}"
-                    ) from None
-                time.sleep(0.05)
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-        self.proc = None
 
     def export(
         self, match: str, *, min_samples: int = 0, timeout: float = _VISIBLE_WITHIN_S

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
@@ -18,16 +16,9 @@ TS = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-def influx(tmp_path: Path) -> Iterator[Influxd]:
-    import shutil
-
-    if shutil.which("influxd") is None:
-        pytest.fail("influxd is required; run scripts/test (installs the Debian package influxdb)")
-    server = Influxd(tmp_path / "influx")
-    server.start()
-    server.query(f"CREATE DATABASE {DB}")
-    yield server
-    server.stop()
+def influx(influxd: Influxd) -> Influxd:
+    """conftest's InfluxDB 1.x with the ``learnroom`` database."""
+    return influxd
 
 
 def lines_for(room: str, n: int) -> list[str]:

@@ -57,12 +57,16 @@ fi
 
 echo "== local broker for ESPHome satellites"
 install -m 0644 "$here/mosquitto-satellites.conf" /etc/mosquitto/conf.d/learnroom.conf
+install -m 0644 "$here/mosquitto-satellites.acl" /etc/mosquitto/learnroom-satellites.acl
 if [ ! -e /etc/mosquitto/learnroom-satellites.passwd ]; then
     install -m 0640 -g mosquitto /dev/null /etc/mosquitto/learnroom-satellites.passwd
     password="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
     mosquitto_passwd -b /etc/mosquitto/learnroom-satellites.passwd satellite "$password"
     echo "satellites connect as user 'satellite' with password: $password" >&2
     echo "(put it in firmware_configs/secrets.yaml as mqtt_password)" >&2
+    agent_password="$(head -c 24 /dev/urandom | base64 | tr -d '/+=')"
+    mosquitto_passwd -b /etc/mosquitto/learnroom-satellites.passwd learnroom-agent "$agent_password"
+    echo "LEARNROOM_SATELLITES_PASSWORD=$agent_password" >> "$etc/secrets.env"
 fi
 systemctl restart mosquitto
 
