@@ -29,6 +29,7 @@ SCRIPTS = [
     ROOT / "scripts" / "demo",
     ROOT / "scripts" / "apt-deps.sh",
     ROOT / "scripts" / "env.sh",
+    ROOT / "scripts" / "esphome-check",
 ]
 
 
