@@ -389,6 +389,8 @@ class AlertService:
                         await asyncio.wait_for(stop.wait(), m.reconnect_min_s)
         finally:
             stop_metrics()
+            if self.writer is not None:
+                self.writer.close()
 
     async def _session(self, stop: asyncio.Event) -> None:
         m = self.config.mqtt
