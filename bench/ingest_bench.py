@@ -11,7 +11,8 @@ processes send at QoS 1 with bounded windows of in-flight messages.
     is a direct writer sending the same line protocol in 5000-line gzip batches to the same
     InfluxDB (a fresh database each). Points per second, ingest / direct.
 (b) Receive rate. The ingest with its writer replaced by a counter drains the same backlog,
-    against ``mosquitto_sub`` (MQTT 5, same Receive Maximum) draining it to /dev/null.
+    against ``mosquitto_sub`` (MQTT 5, same Receive Maximum) draining it to /dev/null, and
+    against a bare paho callback that only acknowledges (the ceiling of any paho receiver).
 (c) Latency at half of (a)'s rate, live: each reading's time is its publish time; a poller
     asks InfluxDB every 50 ms for new points, so the figure includes up to 50 ms of polling.
 (d) Peak RSS of the ingest process over (a) and (c).
@@ -160,6 +161,32 @@ class RssWatch(threading.Thread):
                 return
             time.sleep(0.1)
 
+
+BARE_PAHO = """
+import sys, threading, time
+import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+port, n = int(sys.argv[1]), int(sys.argv[2])
+got, first, done = [0], [0.0], threading.Event()
+def on_message(c, u, m):
+    if not got[0]:
+        first[0] = time.monotonic()
+    got[0] += 1
+    c.ack(m.mid, 1)
+    if got[0] >= n:
+        done.set()
+c = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-bare", protocol=mqtt.MQTTv5,
+                manual_ack=True)
+c.on_message = on_message
+p = Properties(PacketTypes.CONNECT)
+p.SessionExpiryInterval = 3600
+p.ReceiveMaximum = 20000
+c.connect("127.0.0.1", port, clean_start=False, properties=p)
+c.loop_start()
+done.wait(600)
+print(n / (time.monotonic() - first[0]))
+"""
 
 COUNTER_INGEST = """
 import sys, signal, threading
@@ -375,6 +402,18 @@ def main() -> None:
             results["workers_points_stored"] = count_points(influx, "workers")
             results["ingest_receive_messages_per_s"] = n_messages / secs_b
 
+            # the ceiling of any paho receive path: a bare callback that only acknowledges
+            session(broker, "bench-bare", "learnroom/v1/#")
+            publish(broker.port, args.gateways, per_gateway)
+            bare = subprocess.run(
+                [py, "-c", BARE_PAHO, str(broker.port), str(n_messages)],
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            results["bare_paho_messages_per_s"] = float(bare.stdout.strip())
+            session(broker, "bench-bare", None)
+
             sub_cmd = [
                 "mosquitto_sub", "-p", str(broker.port), "-V", "mqttv5", "-q", "1",
                 "-c", "-i", "bench-sub", "-t", "learnroom/v1/#",
@@ -396,6 +435,9 @@ def main() -> None:
     results["a_ratio_workers"] = results["workers_points_per_s"] / results["direct_points_per_s"]
     results["b_ratio"] = (
         results["ingest_receive_messages_per_s"] / results["mosquitto_sub_messages_per_s"]
+    )
+    results["b_ratio_bare_paho"] = (
+        results["bare_paho_messages_per_s"] / results["mosquitto_sub_messages_per_s"]
     )
     results["machine"] = f"{os.cpu_count()} cores, Python {sys.version.split()[0]}"
     results["date"] = datetime.now(UTC).date().isoformat()
