@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from gateway import const
+from gateway.agent.sources.satellites import SatellitesSection
 from gateway.errors import ConfigError
 from gateway.models import Slug
 
@@ -241,6 +242,8 @@ class RoomConfig(_Config):
     environment: EnvironmentSection = EnvironmentSection()
     wifi: WifiSection | None = None
     privacy: PrivacySection = PrivacySection()
+    #: ESPHome nodes on the Pi's local Mosquitto (firmware_configs/); absent: none.
+    satellites: SatellitesSection | None = None
 
     @model_validator(mode="after")
     def _cross_checks(self) -> RoomConfig:
@@ -285,11 +288,15 @@ class RoomConfig(_Config):
         return self
 
 
+#: Sections whose presence switches a feature on; the environment only fills them in.
+OPTIONAL_SECTIONS = frozenset({"satellites"})
+
 #: Environment variables that override a config field, so secrets stay out of files.
 ENV_OVERRIDES: dict[str, tuple[str, str]] = {
     "LEARNROOM_MQTT_USERNAME": ("mqtt", "username"),
     "LEARNROOM_MQTT_PASSWORD": ("mqtt", "password"),
     "LEARNROOM_SITE_SECRET": ("privacy", "site_secret"),
+    "LEARNROOM_SATELLITES_PASSWORD": ("satellites", "password"),
 }
 
 
@@ -301,6 +308,8 @@ def apply_env(
     """Overlay ``LEARNROOM_*`` secrets on the raw config."""
     merged = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
     for var, (section, key) in overrides.items():
+        if section in OPTIONAL_SECTIONS and section not in merged:
+            continue  # a secret alone must not switch a feature on
         if var in environ:
             merged.setdefault(section, {})[key] = environ[var]
     return merged

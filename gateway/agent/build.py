@@ -102,6 +102,18 @@ async def build_agent(
             extra.append(("simulation", sim.run))
         else:
             sources = _real_sources(config, clock)
+        satellites = None
+        if config.satellites is not None and not simulate:  # no local broker in a simulation
+            from gateway.agent.sources.satellites import SatellitesSource  # noqa: PLC0415
+
+            satellites = SatellitesSource(
+                config.satellites,
+                config.room.capacity,
+                config.agent.report_interval_s,
+                clock,
+                config.room.tz,
+            )
+            sources.append(satellites)
         resolve = None
         if config.mqtt.host == "auto":
             from gateway.discovery import find_broker  # noqa: PLC0415
@@ -121,7 +133,7 @@ async def build_agent(
                 config.agent.health_interval_s,
                 clock,
                 outbox_stats=agent.outbox_stats,
-                faults=lambda: agent.faults,
+                faults=lambda: agent.faults + (satellites.faults() if satellites else []),
                 disk_path=config.outbox.path.parent,
             )
         )
