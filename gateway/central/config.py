@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gateway import const
+from gateway.central.calendars import OpeningHours
 from gateway.central.rules import RULE_NAMES, Rules
 from gateway.config import MqttSection, _Config, load_toml, parse_config
 from gateway.errors import ConfigError
@@ -233,10 +234,12 @@ class DisplayRoom(_Config):
     #: Shown on the display; the room slug when absent.
     name: str | None = None
     name_en: str | None = None
-    #: The room's booking calendar: an ICS URL or file (relative to the config file).
+    #: The room's booking calendar: an ICS URL (http, https, webcal) or a file (relative to
+    #: the config file).
     calendar: str | None = None
-    #: Opening hours, e.g. ``{mon = ["08:00-20:00"], sun = []}``; the display's default else.
-    hours: dict[str, Any] | None = None
+    #: Opening hours, e.g. ``{mon = ["08:00-20:00"], sat = ["10:00-14:00"]}`` (a day left
+    #: out is closed); the display's ``hours`` when absent.
+    hours: OpeningHours | None = None
 
 
 class DisplaySection(_Config):
@@ -249,7 +252,7 @@ class DisplaySection(_Config):
     #: Rooms seen on MQTT but not listed above are shown too, under their slug.
     show_unlisted: bool = True
     #: Opening hours of every room without its own (``None``: always open).
-    hours: dict[str, Any] | None = None
+    hours: OpeningHours | None = None
     #: People counts below this show as "a few" (DESIGN.md "Privacy").
     min_count: int = Field(default=3, ge=1)
     #: A booking with nobody in the room this long after its start shows "probably free".

@@ -32,6 +32,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, start_http_serv
 
 from gateway import __version__
 from gateway.agent.link import tls_context
+from gateway.central.calendars import RoomCalendar
 from gateway.central.config import CentralConfig, DisplayRoom
 from gateway.central.i18n import SYMBOLS, TEXT, Words, negotiate
 from gateway.central.live import Availability, RoomInfo, RoomLive, ViewSettings, view
@@ -90,6 +91,8 @@ class Hub:
             no_show_after_s=self.settings.no_show_after_s,
         )
         self.no_shows: set[tuple[str, str, datetime]] = set()
+        #: calendars to reload now and then (``display_app.calendars_for``)
+        self.calendar_objects: dict[tuple[str, str], RoomCalendar] = {}
         self.publish: Callable[[str, bytes], Any] | None = None
         self.registry = CollectorRegistry()
         self.updates_sent = Counter(
@@ -273,7 +276,10 @@ def _lifespan(
         d = hub.settings
         if d.metrics_port:
             metrics, _ = start_http_server(d.metrics_port, d.metrics_host, registry=hub.registry)
-        tasks = [asyncio.create_task(_ticker(hub, stop), name="display-ticker")]
+        tasks = [
+            asyncio.create_task(_ticker(hub, stop), name="display-ticker"),
+            asyncio.create_task(_calendars(hub, stop), name="display-calendars"),
+        ]
         if run_mqtt:
             tasks.append(asyncio.create_task(_mqtt(hub, stop), name="display-mqtt"))
         try:
@@ -390,6 +396,20 @@ def create_app(hub: Hub, *, run_mqtt: bool = True) -> FastAPI:
         return {"rooms": len(hub.views), "listeners": len(hub.listeners)}
 
     return app
+
+
+async def _calendars(hub: Hub, stop: asyncio.Event) -> None:
+    """Reload the booking calendars now and then; a failure keeps the last good data."""
+    while not stop.is_set():
+        for key, cal in list(hub.calendar_objects.items()):
+            room = hub.listed.get(key)
+            if room is None or not room.calendar:
+                continue  # opening hours only: nothing to load
+            if not await cal.aload(hub.clock()):
+                _LOGGER.warning("calendar of %s/%s: %s", *key, cal.last_error)
+        hub.refresh()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), hub.settings.calendar_refresh_s)
 
 
 async def _ticker(hub: Hub, stop: asyncio.Event) -> None:

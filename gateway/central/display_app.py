@@ -5,20 +5,51 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import uvicorn
 
+from gateway.central.calendars import OpeningHours, RoomCalendar
 from gateway.central.config import CentralConfig
 from gateway.central.display import Hub, create_app
+from gateway.central.live import Availability
 
 _LOGGER = logging.getLogger(__name__)
 
 
+def calendars_for(config: CentralConfig, base_dir: Path) -> dict[tuple[str, str], RoomCalendar]:
+    """A calendar per listed room with a calendar or opening hours (an hours-only room has a
+    calendar that never loads: open or closed, never booked)."""
+    d = config.display
+    tz = ZoneInfo(d.timezone)
+    out = {}
+    for room in d.rooms:
+        hours = room.hours or d.hours
+        if room.calendar is None and hours is None:
+            continue
+        source: str | Path = room.calendar or ""
+        if room.calendar and "://" not in room.calendar:
+            path = Path(room.calendar)
+            source = path if path.is_absolute() else base_dir / path
+        out[(room.site, room.room)] = RoomCalendar(
+            source, tz, hours or OpeningHours.always_open(d.timezone)
+        )
+    return out
+
+
 def build_hub(config: CentralConfig, base_dir: Path) -> Hub:
     """The hub; ``base_dir`` resolves calendar files named relative to the config file."""
-    del base_dir  # calendars: see gateway.central.calendars
-    return Hub(config)
+    cals = calendars_for(config, base_dir)
+
+    def lookup(site: str, room: str, now: datetime) -> Availability | None:
+        cal = cals.get((site, room))
+        return cal.status(now) if cal is not None else None
+
+    hub = Hub(config, calendars=lookup)
+    hub.calendar_objects = cals
+    return hub
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -33,7 +64,13 @@ class EmbeddedServer(uvicorn.Server):
 def server_for(hub: Hub, *, embedded: bool = False) -> uvicorn.Server:
     d = hub.settings
     config = uvicorn.Config(
-        create_app(hub), host=d.host, port=d.port, log_level="warning", proxy_headers=True
+        create_app(hub),
+        host=d.host,
+        port=d.port,
+        log_level="warning",
+        proxy_headers=True,
+        # open pages hold their event streams: do not wait for them to end on a stop
+        timeout_graceful_shutdown=2,
     )
     return EmbeddedServer(config) if embedded else uvicorn.Server(config)
 

@@ -3,16 +3,18 @@ process and Debian's Chromium driven by Playwright, with axe-core checking WCAG 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
 import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import Message
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
@@ -60,12 +62,9 @@ def pub(mosquitto: Mosquitto) -> Iterator[Publisher]:
     publisher.close()
 
 
-@pytest.fixture
-def display(mosquitto: Mosquitto, pub: Publisher, tmp_path: Path) -> Iterator[str]:
-    """Two rooms' retained state first, then the display: it must show the present at once."""
-    room_state(pub, "bibliothek-mitte", "lernraum-1", people=0, co2=650)
-    room_state(pub, "bibliothek-mitte", "lernraum-2", people=6, co2=1400)
-    room_state(pub, "schule-nord", "raum-204", people=2, co2=900)
+@contextlib.contextmanager
+def running_display(mosquitto: Mosquitto, tmp_path: Path, extra: str = "") -> Iterator[str]:
+    """The real ``learnroom display`` process on a free port, ready once it knows 3 rooms."""
     port, metrics_port = free_port(), free_port()
     config = tmp_path / "central.toml"
     config.write_text(
@@ -76,7 +75,7 @@ def display(mosquitto: Mosquitto, pub: Publisher, tmp_path: Path) -> Iterator[st
         '[display.sites]\n"bibliothek-mitte" = "Stadtbibliothek Mitte"\n'
         '"schule-nord" = "Gesamtschule Nord"\n'
         '[[display.rooms]]\nsite = "bibliothek-mitte"\nroom = "lernraum-1"\n'
-        'name = "Lernraum 1 (Erdgeschoss)"\nname_en = "Study room 1 (ground floor)"\n'
+        'name = "Lernraum 1 (Erdgeschoss)"\nname_en = "Study room 1 (ground floor)"\n' + extra
     )
     log = (tmp_path / "display.log").open("wb")
     proc = subprocess.Popen(  # the real command, as a site runs it
@@ -101,6 +100,20 @@ def display(mosquitto: Mosquitto, pub: Publisher, tmp_path: Path) -> Iterator[st
         proc.terminate()
         proc.wait(10)
         log.close()
+
+
+def three_rooms(pub: Publisher) -> None:
+    """Retained state first, then the display: it must show the present at once."""
+    room_state(pub, "bibliothek-mitte", "lernraum-1", people=0, co2=650)
+    room_state(pub, "bibliothek-mitte", "lernraum-2", people=6, co2=1400)
+    room_state(pub, "schule-nord", "raum-204", people=2, co2=900)
+
+
+@pytest.fixture
+def display(mosquitto: Mosquitto, pub: Publisher, tmp_path: Path) -> Iterator[str]:
+    three_rooms(pub)
+    with running_display(mosquitto, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
@@ -287,3 +300,79 @@ def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def ics(*events: tuple[datetime, datetime, str]) -> str:
+    lines = ["BEGIN:VCALENDAR", "VERSION:2.0", "PRODID:-//test//learnroom//EN"]
+    for n, (start, end, title) in enumerate(events):
+        lines += [
+            "BEGIN:VEVENT",
+            f"UID:booking-{n}@example.org",
+            f"DTSTAMP:{start:%Y%m%dT%H%M%SZ}",
+            f"DTSTART:{start:%Y%m%dT%H%M%SZ}",
+            f"DTEND:{end:%Y%m%dT%H%M%SZ}",
+            f"SUMMARY:{title}",
+            "ORGANIZER;CN=Erika Mustermann:mailto:erika@example.org",
+            "END:VEVENT",
+        ]
+    return "\r\n".join([*lines, "END:VCALENDAR", ""])
+
+
+def shown(what: str, at: str, when: datetime, now: datetime) -> str:
+    """As the page says it: the time, and the weekday when it is not today (Berlin)."""
+    berlin = ZoneInfo("Europe/Berlin")
+    local = when.astimezone(berlin)
+    if local.date() == now.astimezone(berlin).date():
+        return f"{what} {at + ' ' if at else ''}{local:%H:%M}"
+    return f"{what} {local:%a} {at + ' ' if at else ''}{local:%H:%M}"
+
+
+def test_bookings_show_as_booked_probably_free_and_free_until_without_their_titles(
+    mosquitto: Mosquitto, pub: Publisher, browser: Browser, tmp_path: Path
+):
+    from tests.mqtt_util import Collector
+
+    now = datetime.now(UTC).replace(second=0, microsecond=0)
+    # lernraum-1: booked since 20 min, nobody came; lernraum-2: occupied and booked;
+    # raum-204: free now, booked from in two hours
+    r1 = (now - timedelta(minutes=20), now + timedelta(minutes=40), "Geheimes Treffen")
+    (tmp_path / "r1.ics").write_text(ics(r1))
+    r2 = (now - timedelta(minutes=5), now + timedelta(hours=1), "Nachhilfe Meier")
+    (tmp_path / "r2.ics").write_text(ics(r2))
+    later = now + timedelta(hours=2)
+    (tmp_path / "r204.ics").write_text(ics((later, later + timedelta(hours=1), "Elternabend")))
+    extra = (
+        'calendar = "r1.ics"\n'
+        '[[display.rooms]]\nsite = "bibliothek-mitte"\nroom = "lernraum-2"\n'
+        'calendar = "r2.ics"\n'
+        '[[display.rooms]]\nsite = "schule-nord"\nroom = "raum-204"\ncalendar = "r204.ics"\n'
+    )
+    three_rooms(pub)
+    room_state(pub, "schule-nord", "raum-204", people=0, co2=700)
+    with (
+        Collector(mosquitto.port, "learnroom/v1/+/+/events") as events,
+        running_display(mosquitto, tmp_path, extra) as url,
+    ):
+        page = open_page(browser, f"{url}/?lang=en")
+        first = card(page, "bibliothek-mitte", "lernraum-1")
+        assert "Probably free" in first
+        assert "booked, but nobody came" in first
+        second = card(page, "bibliothek-mitte", "lernraum-2")
+        assert "Occupied" in second
+        assert shown("next free", "at", now + timedelta(hours=1), now) in second
+        r204 = card(page, "schule-nord", "raum-204")
+        assert "Free" in r204
+        assert shown("free until", "", later, now) in r204
+        html = page.content()
+        for secret in ("Geheimes Treffen", "Nachhilfe", "Elternabend", "Erika", "erika@"):
+            assert secret not in html
+        _, _, api = get(f"{url}/api/rooms")
+        assert b"Geheimes" not in api and b"erika" not in api
+        wait_for(lambda: bool(events.messages), 10, "the no-show is published")
+        (event,) = [m.json for m in events.messages]
+        assert (event["site"], event["room"], event["data"]["type"]) == (
+            "bibliothek-mitte",
+            "lernraum-1",
+            "no_show",
+        )
+        page.context.close()

@@ -1,0 +1,525 @@
+"""Room booking calendars: when a room is open, booked or free, from an ICS file or URL.
+
+The display turns this into "free until 14:00" and "next free at 15:30". Only *times* leave
+this module, and only times are kept: a calendar's titles, descriptions, organisers, attendees
+and locations are read by the parser and dropped in :meth:`RoomCalendar.load` (DESIGN.md
+"Privacy": public displays show "booked", never who or what). For the same reason error texts
+never quote the calendar and logs never show a URL's path (Google's private ICS addresses carry
+their secret token there).
+
+``load()`` expands the recurring series (RRULE, RDATE, EXDATE, moved or cancelled occurrences
+by RECURRENCE-ID) once, for a window around its ``now``, into merged intervals; the queries then
+only search that sorted list, so a display can ask for every room on every update. ``load()``
+blocks (file or HTTP); from asyncio call ``await cal.aload()``, which runs it in a thread. The
+new data replaces the old in one assignment, so queries from the event loop need no lock.
+
+Returned datetimes are aware and in the room's zone, ready to format as local times. Two of
+them with the same ``ZoneInfo`` subtract as wall-clock times (Python's rule), which is an hour
+off across a daylight-saving change: convert to UTC before taking durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import bisect
+import http.client
+import itertools
+import logging
+import re
+import urllib.error
+import urllib.request
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from pathlib import Path
+from typing import NamedTuple
+from urllib.parse import unquote, urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import icalendar
+import recurring_ical_events  # type: ignore[import-untyped]  # no py.typed (3.8.2)
+from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
+
+from gateway import __version__
+
+__all__ = ["Booking", "OpeningHours", "RoomAvailability", "RoomCalendar", "Slot", "Span"]
+
+_LOGGER = logging.getLogger(__name__)
+
+DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+#: How far ``status`` looks for the next free time (the display shows "next free at ...").
+LOOKAHEAD = timedelta(days=7)
+#: Past bookings kept after a load, so today's and yesterday's slots stay answerable.
+_KEEP_PAST = timedelta(days=7)
+_SPAN_RE = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*$")
+
+#: What a broken file, server or calendar raises on the way in. Library bugs on odd input
+#: surface as the other builtins; all of them mean "keep the last good data".
+_LOAD_ERRORS: tuple[type[Exception], ...] = (
+    OSError,  # file, socket, timeout, urllib's URLError and HTTPError
+    http.client.HTTPException,  # IncompleteRead and friends
+    ValueError,  # icalendar's and recurring_ical_events' errors, bad UTF-8
+    TypeError,
+    KeyError,
+    AttributeError,
+    IndexError,
+    OverflowError,
+)
+
+_Interval = tuple[datetime, datetime]
+
+
+class Span(NamedTuple):
+    """One opening period of a day, local times. ``closes == 00:00`` means midnight at the
+    end of the day (written "24:00")."""
+
+    opens: time
+    closes: time
+
+
+class Booking(NamedTuple):
+    """Booked from ``start`` to ``end`` (merged with touching bookings): times only."""
+
+    start: datetime
+    end: datetime
+
+
+class Slot(NamedTuple):
+    """Open and not booked from ``start`` to ``end``."""
+
+    start: datetime
+    end: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class RoomAvailability:
+    """A room at one instant, as the display shows it (``gateway.central.live.Availability``).
+
+    ``free_until`` is set only when the room is free now: the next booking or closing time,
+    ``None`` when it stays free for the whole look-ahead. ``next_free_at`` is set only when the
+    room is booked or closed now, ``None`` when nothing is free in the look-ahead (7 days).
+    ``bookings_known`` is False before the first good load or when the loaded window does not
+    cover the look-ahead: then the answer comes from opening hours alone.
+    """
+
+    open_now: bool
+    booked_now: bool
+    current_booking_start: datetime | None
+    current_booking_end: datetime | None
+    free_until: datetime | None
+    next_free_at: datetime | None
+    bookings_known: bool
+
+
+def _parse_span(day: str, value: object) -> Span:
+    """``"08:00-20:00"`` (TOML) or a pair ``["08:00", "20:00"]`` (a JSON dump) to a Span."""
+    if isinstance(value, Span):
+        return value
+    if isinstance(value, str):
+        m = _SPAN_RE.match(value)
+        if m is None:
+            raise ValueError(
+                f"{day}: {value!r} is not an opening period; write 'HH:MM-HH:MM', "
+                "e.g. '08:00-20:00'"
+            )
+        h1, m1, h2, m2 = (int(g) for g in m.groups())
+        start, end = (h1, m1), (h2, m2)
+    elif isinstance(value, Sequence) and len(value) == 2:
+        start, end = (_parts(day, v) for v in value)
+    else:
+        raise ValueError(f"{day}: {value!r} is not an opening period; write 'HH:MM-HH:MM'")
+    for h, mi in (start, end):
+        if not (0 <= h <= 24 and 0 <= mi < 60) or (h == 24 and mi != 0):
+            raise ValueError(f"{day}: {value!r} has a time outside 00:00-24:00")
+    if start == (24, 0):
+        raise ValueError(f"{day}: {value!r} opens at 24:00; use 00:00 of the next day")
+    opens = time(*start)
+    closes = time(0) if end == (24, 0) else time(*end)
+    if closes != time(0) and closes <= opens:
+        raise ValueError(
+            f"{day}: {value!r} closes before it opens; past midnight, split it "
+            f"({day} = ['{opens:%H:%M}-24:00'] and '00:00-{closes:%H:%M}' the next day)"
+        )
+    return Span(opens, closes)
+
+
+def _parts(day: str, value: object) -> tuple[int, int]:
+    if isinstance(value, time):
+        return value.hour, value.minute
+    m = re.match(r"^(\d{1,2}):(\d{2})(?::00)?$", str(value).strip())
+    if m is None:
+        raise ValueError(f"{day}: {value!r} is not a time; write 'HH:MM'")
+    return int(m.group(1)), int(m.group(2))
+
+
+class OpeningHours(BaseModel):
+    """When a room is open, per weekday, in local time: ``{mon = ["08:00-20:00"],
+    sat = ["10:00-14:00"], sun = [], closed = [2026-12-24]}``.
+
+    A day left out is closed (so a typo cannot open a room on Sunday); ``closed`` lists
+    holidays. Periods past midnight are split at "24:00", which joins the next day's "00:00".
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    timezone: str = "Europe/Berlin"
+    mon: tuple[Span, ...] = ()
+    tue: tuple[Span, ...] = ()
+    wed: tuple[Span, ...] = ()
+    thu: tuple[Span, ...] = ()
+    fri: tuple[Span, ...] = ()
+    sat: tuple[Span, ...] = ()
+    sun: tuple[Span, ...] = ()
+    closed: tuple[date, ...] = ()
+
+    @classmethod
+    def always_open(cls, timezone: str = "Europe/Berlin") -> OpeningHours:
+        """For rooms without hours: bookings alone decide."""
+        whole = (Span(time(0), time(0)),)
+        return cls(timezone=timezone, **dict.fromkeys(DAYS, whole))
+
+    @model_validator(mode="before")
+    @classmethod
+    def _known_days(cls, data: object) -> object:
+        if isinstance(data, dict):
+            known = {*DAYS, "closed", "timezone"}
+            for key in data:
+                if key not in known:
+                    raise ValueError(
+                        f"unknown key {key!r} in opening hours; days are "
+                        f"{', '.join(DAYS)}, plus 'closed' (dates) and 'timezone'"
+                    )
+        return data
+
+    @field_validator(*DAYS, mode="before")
+    @classmethod
+    def _spans(cls, value: object, info: ValidationInfo) -> tuple[Span, ...]:
+        day = str(info.field_name)
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, Sequence):
+            # pydantic reports ValueError with the field's location, a TypeError escapes it
+            raise ValueError(  # noqa: TRY004
+                f"{day}: expected a list like ['08:00-20:00'], got {value!r}"
+            )
+        spans = sorted((_parse_span(day, v) for v in items), key=lambda s: s.opens)
+        for a, b in itertools.pairwise(spans):
+            if a.closes == time(0) or b.opens < a.closes:
+                raise ValueError(
+                    f"{day}: periods {a.opens:%H:%M}-{a.closes:%H:%M} and "
+                    f"{b.opens:%H:%M}-{b.closes:%H:%M} overlap; merge them"
+                )
+        return tuple(spans)
+
+    @field_validator("timezone")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
+            ) from None
+        return value
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def day(self, day: date) -> list[_Interval]:
+        """The open periods of one local date, as UTC intervals (none on a closed date)."""
+        if day in self.closed:
+            return []
+        tz = self.tz
+        spans: tuple[Span, ...] = getattr(self, DAYS[day.weekday()])
+        out = []
+        for s in spans:
+            end_day = day + timedelta(days=1) if s.closes == time(0) else day
+            out.append(
+                (
+                    datetime.combine(day, s.opens, tz).astimezone(UTC),
+                    datetime.combine(end_day, s.closes, tz).astimezone(UTC),
+                )
+            )
+        return out
+
+    def intervals(self, start: datetime, end: datetime) -> list[_Interval]:
+        """Merged UTC open intervals that overlap ``[start, end)``, not clipped to it, so
+        "24:00" and the next day's "00:00" form one interval."""
+        tz = self.tz
+        first = start.astimezone(tz).date() - timedelta(days=1)
+        last = end.astimezone(tz).date() + timedelta(days=1)
+        days = (first + timedelta(days=i) for i in range((last - first).days + 1))
+        merged = _merge(iv for d in days for iv in self.day(d))
+        return [iv for iv in merged if iv[1] > start and iv[0] < end]
+
+
+def _merge(intervals: Iterable[_Interval]) -> list[_Interval]:
+    """Sorted, with overlapping and touching intervals joined."""
+    out: list[_Interval] = []
+    for s, e in sorted(intervals):
+        if out and s <= out[-1][1]:
+            if e > out[-1][1]:
+                out[-1] = (out[-1][0], e)
+        else:
+            out.append((s, e))
+    return out
+
+
+def _subtract(base: list[_Interval], cuts: list[_Interval]) -> list[_Interval]:
+    """``base`` minus ``cuts``; both sorted and merged."""
+    out: list[_Interval] = []
+    for s, e in base:
+        cur = s
+        for cs, ce in cuts:
+            if ce <= cur or cs >= e:
+                continue
+            if cs > cur:
+                out.append((cur, cs))
+            cur = max(cur, ce)
+            if cur >= e:
+                break
+        if cur < e:
+            out.append((cur, e))
+    return out
+
+
+def _aware(value: datetime, name: str) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} must be an aware datetime (naive local times are ambiguous)")
+    return value.astimezone(UTC)
+
+
+def _redact(url: str) -> str:
+    """Scheme and host only: a calendar URL's path and query may be its password."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    port = f":{parts.port}" if parts.port else ""
+    return f"{parts.scheme}://{host}{port}/…"
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    """Merged UTC booking intervals, valid for ``[start, end)``: times only, by design."""
+
+    starts: tuple[datetime, ...]
+    ends: tuple[datetime, ...]
+    start: datetime
+    end: datetime
+
+
+class RoomCalendar:
+    """One room's booking calendar with its opening hours.
+
+    ``source`` is an ICS file or an ``http(s)://`` (or ``webcal://``) URL; user and password in
+    the URL become HTTP Basic auth (Nextcloud's private export links). ``tz`` places floating
+    times and all-day events. The constructor does no I/O; call :meth:`load` (or
+    :meth:`aload`) at start and every few minutes. ``load`` never raises for a bad file, URL
+    or calendar: it keeps the last good data and sets ``last_error``.
+    """
+
+    def __init__(
+        self,
+        source: str | Path,
+        tz: ZoneInfo,
+        hours: OpeningHours,
+        *,
+        timeout_s: float = 10.0,
+        horizon: timedelta = timedelta(days=42),
+        max_bytes: int = 10_000_000,
+    ) -> None:
+        self.tz = tz
+        self.hours = hours
+        self.timeout_s = timeout_s
+        self.horizon = horizon
+        self.max_bytes = max_bytes
+        #: When the data now in use was loaded (``now`` of the last good ``load``).
+        self.loaded_at: datetime | None = None
+        #: Why the last ``load`` failed (never quoting the calendar); None after a good one.
+        self.last_error: str | None = None
+        self._snapshot: _Snapshot | None = None
+        self._failing = False  # log a change of state once, not every refresh
+        self._path: Path | None = None
+        self._url: str | None = None
+        self._auth: str | None = None
+        if isinstance(source, str) and "://" in source:
+            parts = urlsplit(source)
+            scheme = parts.scheme.lower()
+            if scheme == "webcal":
+                scheme = "https"
+            if scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(
+                    f"calendar source {_redact(source)!r}: use an http(s):// or webcal:// URL, "
+                    "or a file path"
+                )
+            if parts.username is not None:
+                pair = f"{unquote(parts.username)}:{unquote(parts.password or '')}"
+                self._auth = "Basic " + base64.b64encode(pair.encode()).decode()
+            netloc = parts.hostname + (f":{parts.port}" if parts.port else "")
+            if ":" in parts.hostname:  # IPv6 literal
+                netloc = f"[{parts.hostname}]" + (f":{parts.port}" if parts.port else "")
+            self._url = urlunsplit((scheme, netloc, parts.path, parts.query, ""))
+        else:
+            self._path = Path(source)
+
+    @property
+    def source(self) -> str:
+        """Where the calendar comes from, safe to log and show (no URL path or password)."""
+        return _redact(self._url) if self._url else str(self._path)
+
+    def __repr__(self) -> str:
+        return f"RoomCalendar({self.source!r}, loaded_at={self.loaded_at!r})"
+
+    # -- loading -------------------------------------------------------------------------
+
+    def load(self, now: datetime | None = None) -> bool:
+        """Fetch, parse and expand the calendar around ``now`` (default: the real time).
+
+        Returns True when new data is in use; on any failure returns False, keeps the last
+        good data and records ``last_error``: a display loop must never die of a calendar.
+        """
+        now = datetime.now(UTC) if now is None else _aware(now, "now")
+        step = "fetch"
+        try:
+            raw = self._read()
+            step = "parse"
+            snapshot = self._expand(raw, now)
+        except _LOAD_ERRORS as exc:
+            # The exception text may quote the calendar (icalendar repeats bad lines): name
+            # only its kind, and for HTTP its status.
+            detail = f"HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else ""
+            if isinstance(exc, urllib.error.URLError) and not detail:
+                detail = type(exc.reason).__name__
+            self.last_error = f"{step} failed: {type(exc).__name__}" + (
+                f" ({detail})" if detail else ""
+            )
+            log = _LOGGER.debug if self._failing else _LOGGER.warning
+            log("calendar %s: %s; keeping the last good data", self.source, self.last_error)
+            self._failing = True
+            return False
+        self._snapshot = snapshot
+        self.loaded_at = now
+        self.last_error = None
+        if self._failing:
+            _LOGGER.info("calendar %s: loaded again", self.source)
+        self._failing = False
+        return True
+
+    async def aload(self, now: datetime | None = None) -> bool:
+        """:meth:`load` in a worker thread, so a slow server never blocks the event loop."""
+        return await asyncio.to_thread(self.load, now)
+
+    def _read(self) -> bytes:
+        if self._path is not None:
+            with self._path.open("rb") as f:
+                data = f.read(self.max_bytes + 1)
+        elif self._url is not None:
+            headers = {"User-Agent": f"learnroom/{__version__}", "Accept": "text/calendar"}
+            if self._auth:
+                headers["Authorization"] = self._auth
+            request = urllib.request.Request(self._url, headers=headers)  # noqa: S310 - http(s) only, checked in __init__
+            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
+                data = response.read(self.max_bytes + 1)
+        else:
+            raise AssertionError("neither a path nor a URL")  # __init__ sets one
+        if len(data) > self.max_bytes:
+            raise ValueError(f"calendar larger than {self.max_bytes} bytes")
+        return data
+
+    def _expand(self, raw: bytes, now: datetime) -> _Snapshot:
+        """All bookings in ``[now - 7 days, now + horizon)`` as merged UTC intervals; the
+        parsed calendar, with its titles and people, is dropped on return."""
+        cal = icalendar.Calendar.from_ical(raw)
+        if cal.name != "VCALENDAR":
+            raise ValueError("not a VCALENDAR")
+        start, end = now - _KEEP_PAST, now + self.horizon
+        # Dates a day wider than the window: the library compares floating, zoned and
+        # all-day times in its own way; we filter exactly below.
+        query = recurring_ical_events.of(cal)
+        events = query.between(start.date() - timedelta(days=1), end.date() + timedelta(days=2))
+        found: list[_Interval] = []
+        for event in events:
+            if str(event.get("STATUS", "")).upper() == "CANCELLED":
+                continue
+            if str(event.get("TRANSP", "")).upper() == "TRANSPARENT":
+                continue  # "show as free" in Google, Outlook and Nextcloud
+            s, e = self._utc(event.start), self._utc(event.end)
+            if e > s and e > start and s < end:
+                found.append((s, e))
+        merged = _merge(found)
+        return _Snapshot(
+            starts=tuple(s for s, _ in merged),
+            ends=tuple(e for _, e in merged),
+            start=start,
+            end=end,
+        )
+
+    def _utc(self, value: date | datetime) -> datetime:
+        """All-day dates start at the room's local midnight; floating times are room-local."""
+        if not isinstance(value, datetime):
+            return datetime.combine(value, time(0), self.tz).astimezone(UTC)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=self.tz).astimezone(UTC)
+        return value.astimezone(UTC)
+
+    # -- queries ---------------------------------------------------------------------------
+
+    def _booked(self, start: datetime, end: datetime) -> list[_Interval]:
+        """Merged UTC bookings overlapping ``[start, end)``, not clipped."""
+        snap = self._snapshot
+        if snap is None:
+            return []
+        i = bisect.bisect_right(snap.ends, start)
+        out = []
+        while i < len(snap.starts) and snap.starts[i] < end:
+            out.append((snap.starts[i], snap.ends[i]))
+            i += 1
+        return out
+
+    def _local(self, value: datetime) -> datetime:
+        return value.astimezone(self.tz)
+
+    def bookings(self, start: datetime, end: datetime) -> list[Booking]:
+        """Bookings overlapping ``[start, end)``, merged where they overlap or touch, whole
+        (a booking from 09:00 asked about from 10:00 still starts at 09:00).
+
+        Known only inside the window of the last load (``now - 7 days`` to ``now +
+        horizon``); nothing is known before the first good load.
+        """
+        s, e = _aware(start, "start"), _aware(end, "end")
+        return [Booking(self._local(a), self._local(b)) for a, b in self._booked(s, e)]
+
+    def free_slots(self, day: date) -> list[Slot]:
+        """Opening hours of the local ``day`` minus its bookings."""
+        opens = _merge(self.hours.day(day))
+        if not opens:
+            return []
+        booked = self._booked(opens[0][0], opens[-1][1])
+        return [Slot(self._local(a), self._local(b)) for a, b in _subtract(opens, booked)]
+
+    def status(self, now: datetime) -> RoomAvailability:
+        """Open, booked, free until, next free at: what the display shows at ``now``."""
+        n = _aware(now, "now")
+        limit = n + LOOKAHEAD
+        opens = self.hours.intervals(n, limit)
+        booked = self._booked(n, limit)
+        open_now = any(s <= n < e for s, e in opens)
+        current = next(((s, e) for s, e in booked if s <= n < e), None)
+        clipped = [(max(s, n), e) for s, e in opens]
+        free = [iv for iv in _subtract(clipped, booked) if iv[0] < limit]
+        free_until = next_free_at = None
+        if open_now and current is None:
+            end = free[0][1]
+            free_until = end if end <= limit else None
+        elif free:
+            next_free_at = free[0][0]
+        snap = self._snapshot
+        return RoomAvailability(
+            open_now=open_now,
+            booked_now=current is not None,
+            current_booking_start=self._local(current[0]) if current else None,
+            current_booking_end=self._local(current[1]) if current else None,
+            free_until=self._local(free_until) if free_until else None,
+            next_free_at=self._local(next_free_at) if next_free_at else None,
+            bookings_known=snap is not None and snap.start <= n and limit <= snap.end,
+        )
