@@ -17,6 +17,7 @@ from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -38,6 +39,21 @@ T = TypeVar("T", bound=BaseModel)
 Pin = Annotated[
     int | str, Field(description="BCM GPIO number (17) or gpiozero pin name ('GPIO17')")
 ]
+
+
+def _known_zone(value: str) -> str:
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(
+            f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
+        ) from None
+    return value
+
+
+#: An IANA time zone name, checked when the config is read.
+TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
+
 LockerId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,62}$")]
 
 
@@ -51,21 +67,10 @@ class RoomSection(_Config):
     #: Shown on displays; defaults to the room slug.
     name: str | None = None
     capacity: int = Field(default=0, ge=0, description="people allowed in the room")
-    timezone: str = "Europe/Berlin"
+    timezone: TimeZoneName = "Europe/Berlin"
     #: Opening hours; the loan due time "closing" uses ``closes``.
     opens: time = time(8, 0)
     closes: time = time(20, 0)
-
-    @field_validator("timezone")
-    @classmethod
-    def _known_zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
-            ) from None
-        return value
 
     @model_validator(mode="after")
     def _hours(self) -> RoomSection:

@@ -35,13 +35,14 @@ from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import NamedTuple
 from urllib.parse import unquote, urlsplit, urlunsplit
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]  # no py.typed (3.8.2)
 from pydantic import BaseModel, ConfigDict, ValidationInfo, field_validator, model_validator
 
 from gateway import __version__
+from gateway.config import TimeZoneName
 
 __all__ = ["Booking", "OpeningHours", "RoomAvailability", "RoomCalendar", "Slot", "Span"]
 
@@ -163,7 +164,7 @@ class OpeningHours(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    timezone: str = "Europe/Berlin"
+    timezone: TimeZoneName = "Europe/Berlin"
     mon: tuple[Span, ...] = ()
     tue: tuple[Span, ...] = ()
     wed: tuple[Span, ...] = ()
@@ -210,17 +211,6 @@ class OpeningHours(BaseModel):
                     f"{b.opens:%H:%M}-{b.closes:%H:%M} overlap; merge them"
                 )
         return tuple(spans)
-
-    @field_validator("timezone")
-    @classmethod
-    def _zone(cls, value: str) -> str:
-        try:
-            ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(
-                f"unknown time zone {value!r}; use an IANA name such as 'Europe/Berlin'"
-            ) from None
-        return value
 
     @property
     def tz(self) -> ZoneInfo:
