@@ -285,6 +285,20 @@ class RoomConfig(_Config):
                 slots.add(slot.slot)
                 claim(slot.present_pin, f"lockers.banks[{b}].slots[{s}].present_pin")
                 claim(slot.charging_pin, f"lockers.banks[{b}].slots[{s}].charging_pin")
+        sat = self.satellites
+        if sat is not None:
+            own = {
+                "environment": bool(self.environment.sensors),
+                "occupancy": bool(occ.pir_pins or occ.beam_outer_pin is not None),
+                "lockers": bool(self.lockers.banks),
+            }
+            both = [kind for kind in sat.readings if own.get(kind)]
+            if both:
+                raise ValueError(
+                    f"satellites.readings and the Pi's own {' and '.join(both)} would publish "
+                    f"two alternating {both[0]} streams; leave {both[0]!r} out of "
+                    "satellites.readings, or remove the Pi's own"
+                )
         if self.lockers.badge is not None and not self.privacy.site_secret:
             raise ValueError(
                 "a badge reader needs privacy.site_secret (or LEARNROOM_SITE_SECRET) so that "

@@ -140,3 +140,16 @@ def test_check_config_command(tmp_path: Path):
     )
     assert ok.returncode == 0, ok.stderr
     assert "OK" in ok.stdout
+
+
+def test_satellites_and_own_sensors_of_one_kind_are_refused(tmp_path: Path):
+    path = tmp_path / "room.toml"
+    path.write_text(
+        '[room]\nsite = "s"\nroom = "r"\n[[environment.sensors]]\ntype = "scd4x"\n[satellites]\n'
+    )
+    with pytest.raises(ConfigError) as err:
+        load_room_config(path, environ={})
+    assert "two alternating environment streams" in str(err.value)
+    path.write_text(path.read_text() + 'readings = ["lockers", "occupancy"]\n')
+    config = load_room_config(path, environ={})
+    assert config.satellites is not None
