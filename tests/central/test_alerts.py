@@ -320,3 +320,34 @@ def test_what_alertmanager_is_sent_on_fire_resend_and_resolve():
         "2026-11-23T09:00:00.000Z",
         "2026-11-23T09:01:30.000Z",
     )
+
+
+async def test_alerts_are_written_to_influxdb_as_they_fire_and_resolve(influxd):
+    from gateway.central.writers import InfluxV1Writer
+
+    now = [datetime.now(UTC) - timedelta(minutes=10)]
+    cfg = parse_central(
+        {"alerts": {"alertmanager_url": None, "rules": {"co2_critical": {"for_s": 0}}}},
+        "x",
+        environ={},
+    )
+    service = AlertService(
+        cfg, writer=InfluxV1Writer(influxd.url, "learnroom"), clock=lambda: now[0]
+    )
+
+    async def tick(co2: float) -> None:
+        now[0] += timedelta(minutes=1)
+        env = make_envelope("s", "a", EnvironmentData(co2_ppm=co2), now[0], 1)
+        service.on_message("learnroom/v1/s/a/environment", env.model_dump_json().encode())
+        await service.deliver(*service.evaluate())
+
+    await tick(2600)
+    await tick(500)
+    res = influxd.query(
+        "SELECT firing, message FROM alert WHERE rule = 'co2_critical' GROUP BY *", "learnroom"
+    )
+    (series,) = res["results"][0]["series"]
+    tags = {"site": "s", "room": "a", "rule": "co2_critical", "severity": "critical"}
+    assert series["tags"] == tags
+    assert [row[1] for row in series["values"]] == [True, False]
+    assert "2600 ppm" in series["values"][0][2]

@@ -63,7 +63,9 @@ def pub(mosquitto: Mosquitto) -> Iterator[Publisher]:
 
 
 @contextlib.contextmanager
-def running_display(mosquitto: Mosquitto, tmp_path: Path, extra: str = "") -> Iterator[str]:
+def running_display(
+    mosquitto: Mosquitto, tmp_path: Path, extra: str = "", settings: str = ""
+) -> Iterator[str]:
     """The real ``learnroom display`` process on a free port, ready once it knows 3 rooms."""
     port, metrics_port = free_port(), free_port()
     config = tmp_path / "central.toml"
@@ -72,7 +74,8 @@ def running_display(mosquitto: Mosquitto, tmp_path: Path, extra: str = "") -> It
         f"[display]\nport = {port}\nmin_count = 3\nreport_interval_s = 2\n"
         f"metrics_port = {metrics_port}\n"
         f'client_id = "display-{port}"\n'
-        '[display.sites]\n"bibliothek-mitte" = "Stadtbibliothek Mitte"\n'
+        + settings
+        + '[display.sites]\n"bibliothek-mitte" = "Stadtbibliothek Mitte"\n'
         '"schule-nord" = "Gesamtschule Nord"\n'
         '[[display.rooms]]\nsite = "bibliothek-mitte"\nroom = "lernraum-1"\n'
         'name = "Lernraum 1 (Erdgeschoss)"\nname_en = "Study room 1 (ground floor)"\n' + extra
@@ -375,4 +378,22 @@ def test_bookings_show_as_booked_probably_free_and_free_until_without_their_titl
             "lernraum-1",
             "no_show",
         )
+        page.context.close()
+
+
+def test_the_kiosk_pages_through_the_rooms_by_itself(
+    mosquitto: Mosquitto, pub: Publisher, browser: Browser, tmp_path: Path
+):
+    three_rooms(pub)
+    settings = "kiosk_rooms_per_page = 2\nkiosk_page_s = 1\n"
+    with running_display(mosquitto, tmp_path, settings=settings) as url:
+        page = open_page(browser, f"{url}/?kiosk=1&lang=en", width=1920, height=1080)
+        visible = "() => [...document.querySelectorAll('li.room')].filter(li => !li.hidden)"
+        first = page.evaluate(f"({visible})().map(li => li.id)")
+        assert len(first) == 2
+        assert page.locator("#pager").inner_text() == "Page 1 of 2"
+        page.wait_for_function("() => document.querySelector('#pager').innerText === 'Page 2 of 2'")
+        second = page.evaluate(f"({visible})().map(li => li.id)")
+        assert second == ["room-schule-nord--raum-204"]
+        page.wait_for_function("() => document.querySelector('#pager').innerText === 'Page 1 of 2'")
         page.context.close()
