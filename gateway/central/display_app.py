@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Iterator
 from datetime import datetime
@@ -43,9 +44,17 @@ def build_hub(config: CentralConfig, base_dir: Path) -> Hub:
     """The hub; ``base_dir`` resolves calendar files named relative to the config file."""
     cals = calendars_for(config, base_dir)
 
+    with_source = {(r.site, r.room) for r in config.display.rooms if r.calendar}
+
     def lookup(site: str, room: str, now: datetime) -> Availability | None:
         cal = cals.get((site, room))
-        return cal.status(now) if cal is not None else None
+        if cal is None:
+            return None
+        status = cal.status(now)
+        if (site, room) not in with_source:
+            # opening hours only: there are no bookings to know
+            status = dataclasses.replace(status, bookings_known=True)
+        return status
 
     hub = Hub(config, calendars=lookup)
     hub.calendar_objects = cals

@@ -53,6 +53,8 @@ class Availability(Protocol):
     def free_until(self) -> datetime | None: ...
     @property
     def next_free_at(self) -> datetime | None: ...
+    @property
+    def bookings_known(self) -> bool: ...
 
 
 class RoomInfo(BaseModel):
@@ -81,6 +83,11 @@ class RoomInfo(BaseModel):
     co2_ppm: float | None = None
     temperature_c: float | None = None
     booked_now: bool = False
+    bookings_known: bool = Field(
+        default=True,
+        description="false while the room's booking calendar could not be read: a room "
+        "shown free may be booked",
+    )
     free_until: datetime | None = Field(
         default=None, description="free now and until then (next booking or closing)"
     )
@@ -126,9 +133,11 @@ def view(
     )
     info = RoomInfo(site=live.site, room=live.room, name=name, status="no_data", live=current)
     if calendar is not None:
-        info.booked_now = calendar.booked_now
-        info.free_until = calendar.free_until
-        info.next_free_at = calendar.next_free_at
+        info.bookings_known = calendar.bookings_known
+        if calendar.bookings_known:  # else no times: they would ignore unknown bookings
+            info.booked_now = calendar.booked_now
+            info.free_until = calendar.free_until
+            info.next_free_at = calendar.next_free_at
     if not current:
         return info  # no counts, no air, nothing that could be stale
     info.updated = live.updated

@@ -397,3 +397,23 @@ def test_the_kiosk_pages_through_the_rooms_by_itself(
         assert second == ["room-schule-nord--raum-204"]
         page.wait_for_function("() => document.querySelector('#pager').innerText === 'Page 1 of 2'")
         page.context.close()
+
+
+def test_an_unreadable_calendar_is_said_not_hidden(
+    mosquitto: Mosquitto, pub: Publisher, browser: Browser, tmp_path: Path
+):
+    """A room whose bookings cannot be read may be booked: the page says so."""
+    three_rooms(pub)
+    closed = free_port()  # nothing listens there
+    extra = f'calendar = "http://127.0.0.1:{closed}/lernraum-1.ics"\n'
+    with running_display(mosquitto, tmp_path, extra) as url:
+        page = open_page(browser, f"{url}/?lang=en")
+        text = card(page, "bibliothek-mitte", "lernraum-1")
+        assert "Free" in text
+        assert "bookings cannot be read just now" in text
+        assert "bookings cannot" not in card(page, "bibliothek-mitte", "lernraum-2")
+        _, _, body = get(f"{url}/api/rooms/bibliothek-mitte/lernraum-1")
+        info = json.loads(body)
+        assert (info["bookings_known"], info["free_until"]) == (False, None)
+        page.context.close()
+    assert "calendar of bibliothek-mitte/lernraum-1" in (tmp_path / "display.log").read_text()
