@@ -577,6 +577,38 @@ def room_dashboard() -> Dashboard:
     per_interval = 'GROUP BY time($__interval), "room" fill(null)'
     minutes = 'GROUP BY time(1m), "room" fill(none)'
 
+    def air(
+        title: str,
+        description: str,
+        field: str,
+        name: str,
+        unit: str,
+        bands: Json,
+        defaults: Json,
+    ) -> Panel:
+        """A room's environment reading over time, against its bands."""
+        return Panel(
+            "timeseries",
+            title,
+            description,
+            [
+                Target(
+                    "A",
+                    f'SELECT mean("{field}") AS "{name}" FROM "environment" '
+                    f"WHERE {WHERE} {per_interval}",
+                    (name,),
+                    alias="$tag_room",
+                )
+            ],
+            w=8,
+            unit=unit,
+            bands=bands,
+            custom=band_lines(),
+            defaults=defaults,
+            color_mode="palette-classic",
+            options=timeseries_options(),
+        )
+
     def band_minutes(ref: str, name: str, cond: str) -> Target:
         return Target(
             ref,
@@ -633,75 +665,39 @@ def room_dashboard() -> Dashboard:
                 time_from="7d",
                 options=timeseries_options(),
             ),
-            Panel(
-                "timeseries",
+            air(
                 "Air quality (CO2)",
                 f"Carbon dioxide over time with the Umweltbundesamt bands: green below "
                 f"{CO2_WARN:.0f} ppm (fine), orange up to {CO2_CRIT:.0f} ppm (air the room), "
                 "red above (open the windows now). It rises with every person in a closed "
                 "room and falls fast when a window opens.",
-                [
-                    Target(
-                        "A",
-                        f'SELECT mean("co2_ppm") AS "co2" FROM "environment" '
-                        f"WHERE {WHERE} {per_interval}",
-                        ("co2",),
-                        alias="$tag_room",
-                    )
-                ],
-                w=8,
-                unit="ppm",
-                bands=CO2_BANDS,
-                custom=band_lines(),
-                defaults={"min": 400},
-                color_mode="palette-classic",
-                options=timeseries_options(),
+                "co2_ppm",
+                "co2",
+                "ppm",
+                CO2_BANDS,
+                {"min": 400},
             ),
-            Panel(
-                "timeseries",
+            air(
                 "Temperature",
                 f"Room temperature. Green between {_RULES.temperature.low:.0f} and "
                 f"{_RULES.temperature.high:.0f} degrees Celsius (comfortable for quiet "
                 "work); blue is too cold, red too warm.",
-                [
-                    Target(
-                        "A",
-                        f'SELECT mean("temperature_c") AS "temperature" FROM "environment" '
-                        f"WHERE {WHERE} {per_interval}",
-                        ("temperature",),
-                        alias="$tag_room",
-                    )
-                ],
-                w=8,
-                unit="celsius",
-                bands=TEMPERATURE_BANDS,
-                custom=band_lines(),
-                defaults={"decimals": 1},
-                color_mode="palette-classic",
-                options=timeseries_options(),
+                "temperature_c",
+                "temperature",
+                "celsius",
+                TEMPERATURE_BANDS,
+                {"decimals": 1},
             ),
-            Panel(
-                "timeseries",
+            air(
                 "Humidity",
                 f"Relative humidity of the air. Green between {_RULES.humidity.low:.0f} % "
                 f"and {_RULES.humidity.high:.0f} %; drier air irritates eyes and throat, "
                 "more humid air lets mould grow.",
-                [
-                    Target(
-                        "A",
-                        f'SELECT mean("humidity_pct") AS "humidity" FROM "environment" '
-                        f"WHERE {WHERE} {per_interval}",
-                        ("humidity",),
-                        alias="$tag_room",
-                    )
-                ],
-                w=8,
-                unit="percent",
-                bands=HUMIDITY_BANDS,
-                custom=band_lines(),
-                defaults={"min": 0, "max": 100},
-                color_mode="palette-classic",
-                options=timeseries_options(),
+                "humidity_pct",
+                "humidity",
+                "percent",
+                HUMIDITY_BANDS,
+                {"min": 0, "max": 100},
             ),
             Panel(
                 "timeseries",
