@@ -54,3 +54,12 @@ class Influxd(HttpService):
         )
         with urllib.request.urlopen(req, timeout=10):  # noqa: S310
             pass
+
+    def rows(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
+        """The first statement's rows (``setup.result_rows``); its error raises."""
+        from gateway.central.setup import result_rows  # noqa: PLC0415 - tests and demo only
+
+        result = self.query(q, db)["results"][0]
+        if "error" in result:
+            raise InfluxError(f"{q!r}: {result['error']}")
+        return result_rows(result)

@@ -57,16 +57,7 @@ def server(tmp_path: Path) -> Iterator[Influxd]:
 
 
 def rows(influx: Influxd, q: str, db: str | None = DB) -> list[dict[str, Any]]:
-    result = influx.query(q, db)["results"][0]
-    assert "error" not in result, result
-    out = []
-    for series in result.get("series", []):
-        for values in series.get("values") or []:
-            row = dict(zip(series["columns"], values, strict=True))
-            row.update(series.get("tags") or {})
-            row["_series"] = series.get("name")
-            out.append(row)
-    return out
+    return influx.rows(q, db)
 
 
 def policies(influx: Influxd) -> dict[str, tuple[str, bool]]:

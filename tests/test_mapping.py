@@ -48,14 +48,7 @@ def env(data, seq: int = 1, site: str = "site-a", room: str = "room-1"):
 
 
 def rows(influx: Influxd, q: str) -> list[dict]:
-    res = influx.query(q, DB)["results"][0]
-    out = []
-    for series in res.get("series", []):
-        for values in series["values"]:
-            row = dict(zip(series["columns"], values, strict=True))
-            row.update(series.get("tags", {}))
-            out.append(row)
-    return out
+    return influx.rows(q, DB)
 
 
 def test_each_kind_lands_in_its_measurement_with_its_types(influx: Influxd):

@@ -157,11 +157,11 @@ class _Client:
 
     def read(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
         """Rows of a SHOW or SELECT (GET: InfluxDB refuses changes made with it)."""
-        return _rows(self._call(q, db, write=False))
+        return result_rows(self._call(q, db, write=False))
 
     def write(self, q: str, db: str | None = None) -> list[dict[str, Any]]:
         """Rows of a statement that changes something (POST, as InfluxDB requires)."""
-        return _rows(self._call(q, db, write=True))
+        return result_rows(self._call(q, db, write=True))
 
     def _call(self, q: str, db: str | None, *, write: bool) -> dict[str, Any]:
         params = {"q": q} | ({"db": db} if db else {})
@@ -205,8 +205,9 @@ class _Client:
         return f"InfluxDB answered {code} to {q!r}: {message}; {hint}"
 
 
-def _rows(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """A statement's series as dicts; ``_series`` is the series name (the database, for CQs)."""
+def result_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """One InfluxQL statement's series as dicts, tags merged in; ``_series`` is the series
+    name (the measurement, or the database for CQs)."""
     rows: list[dict[str, Any]] = []
     for series in result.get("series", []):
         for values in series.get("values") or []:
