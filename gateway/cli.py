@@ -301,7 +301,8 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
-    from gateway.central.ingest import Ingest, make_writer  # noqa: PLC0415
+    from gateway.central.ingest import Ingest  # noqa: PLC0415
+    from gateway.central.writers import writer_from_config  # noqa: PLC0415
 
     config = _central_config(args)
     if args.metrics_port is not None:
@@ -317,7 +318,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    ingest = Ingest(config, make_writer(config.influx))
+    ingest = Ingest(config, writer_from_config(config.influx))
     ingest.start()
     stop.wait()
     _LOGGER.info("stopping: writing what is pending")

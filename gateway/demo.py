@@ -45,8 +45,9 @@ from gateway.central.config import (
 )
 from gateway.central.display import Hub
 from gateway.central.display_app import EmbeddedServer, server_for
-from gateway.central.ingest import Ingest, make_writer
+from gateway.central.ingest import Ingest
 from gateway.central.setup import setup_v1
+from gateway.central.writers import writer_from_config
 from gateway.clock import ScaledClock
 from gateway.config import RoomConfig, parse_mqtt_url
 from gateway.errors import TopicError
@@ -163,7 +164,7 @@ def alert_service(
             report_interval_s=30.0 * max(1.0, clock.speed / 20),
         ),
     )
-    writer = make_writer(influx) if influx is not None else None
+    writer = writer_from_config(influx) if influx is not None else None
     return AlertService(config, writer=writer, clock=clock.now)
 
 
@@ -204,7 +205,7 @@ def start_ingest(url: str, mqtt5: bool, influx: InfluxSection, workdir: Path) ->
             rejected_file=workdir / "rejected.jsonl",
         ),
     )
-    ingest = Ingest(config, make_writer(influx))
+    ingest = Ingest(config, writer_from_config(influx))
     ingest.start()
     return ingest, metrics_port
 

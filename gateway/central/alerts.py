@@ -32,11 +32,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.agent.link import tls_context
 from gateway.central.config import CentralConfig
-from gateway.central.ingest import make_writer
 from gateway.central.mapping import to_lines
 from gateway.central.rules import CHECKS, Finding, RoomState, Tracker, Verdict, evaluate
 from gateway.central.validate import Accepted, check
-from gateway.central.writers import Writer
+from gateway.central.writers import Writer, writer_from_config
 from gateway.models import (
     AlertData,
     EnvironmentData,
@@ -437,5 +436,5 @@ class AlertService:
 
 
 def build_service(config: CentralConfig) -> AlertService:
-    writer = make_writer(config.influx) if config.influx is not None else None
+    writer = writer_from_config(config.influx) if config.influx is not None else None
     return AlertService(config, writer=writer)

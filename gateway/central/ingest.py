@@ -39,7 +39,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gateway.agent.link import tls_context
-from gateway.central.config import CentralConfig, InfluxSection, subscription
+from gateway.central.config import CentralConfig, subscription
 from gateway.central.mapping import to_lines
 from gateway.central.seqs import SeqTracker
 from gateway.central.validate import REASONS, Accepted, Rejected, check
@@ -47,15 +47,9 @@ from gateway.central.writers import (
     BadRequestError,
     Writer,
     WriterUnavailableError,
-    writer_from_config,
 )
 
 _LOGGER = logging.getLogger(__name__)
-
-
-def make_writer(influx: InfluxSection) -> Writer:
-    """The writer for the configured InfluxDB: v1 ``/write`` or influxdb-client for 2.x/3.x."""
-    return writer_from_config(influx)
 
 
 @dataclass

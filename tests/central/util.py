@@ -16,9 +16,10 @@ from paho.mqtt.enums import CallbackAPIVersion
 
 from gateway.broker import Mosquitto
 from gateway.central.config import CentralConfig, parse_central
-from gateway.central.ingest import Ingest, make_writer
+from gateway.central.ingest import Ingest
 from gateway.central.mapping import to_points
 from gateway.central.validate import Accepted, check
+from gateway.central.writers import writer_from_config
 from gateway.influxd import Influxd
 from gateway.models import OccupancyData, make_envelope
 
@@ -50,7 +51,7 @@ def central_config(
 
 @contextmanager
 def running_ingest(config: CentralConfig) -> Iterator[Ingest]:
-    ingest = Ingest(config, make_writer(config.influx), retry_s=0.2, retry_max_s=1.0)  # type: ignore[arg-type]
+    ingest = Ingest(config, writer_from_config(config.influx), retry_s=0.2, retry_max_s=1.0)  # type: ignore[arg-type]
     ingest.start()
     try:
         wait_for(lambda: ingest.stats.connected, 10, "ingest connects")
