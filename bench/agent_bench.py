@@ -32,7 +32,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.broker import Mosquitto
+from gateway.launch.broker import Mosquitto
 
 
 def write_bytes(pid: int | str = "self") -> int:

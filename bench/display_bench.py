@@ -28,7 +28,7 @@ from playwright.sync_api import sync_playwright
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.broker import Mosquitto, free_port
+from gateway.launch.broker import Mosquitto, free_port
 from gateway.models import OccupancyData, StatusData, make_envelope
 
 SITE, ROOM = "bench", "raum-1"

@@ -43,11 +43,11 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from gateway.broker import Mosquitto, free_port
 from gateway.central.mapping import to_lines
 from gateway.central.validate import Accepted, check
 from gateway.central.writers import InfluxV1Writer
-from gateway.influxd import Influxd
+from gateway.launch.broker import Mosquitto, free_port
+from gateway.launch.influxd import Influxd
 from gateway.models import (
     EnvironmentData,
     HealthData,
@@ -192,7 +192,7 @@ COUNTER_INGEST = """
 import sys, signal, threading
 from pathlib import Path
 from gateway.central.config import load_central_config
-from gateway.central.ingest import Ingest
+from gateway.central.ingest.service import Ingest
 from gateway.central.writers import WriteResult
 class Counting:
     def write(self, lines):

@@ -16,7 +16,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gateway import __version__
-from gateway.config import load_room_config, load_toml, parse_mqtt_url
+from gateway.agent.config import load_room_config
+from gateway.config import load_toml, parse_mqtt_url, state_home
 from gateway.errors import ConfigError, LearnroomError
 
 if TYPE_CHECKING:
@@ -24,10 +25,48 @@ if TYPE_CHECKING:
 
 _LOGGER = logging.getLogger("gateway")
 
+#: The extras of pyproject.toml and the modules each brings. The plain install is the agent
+#: (what a Pi needs); a command of another role without its extra says which one to install.
+EXTRA_MODULES: dict[str, frozenset[str]] = {
+    "central": frozenset(
+        {
+            "influxdb_client",
+            "prometheus_client",
+            "fastapi",
+            "starlette",
+            "uvicorn",
+            "jinja2",
+            "icalendar",
+            "recurring_ical_events",
+            "cryptography",
+        }
+    ),
+    "demo": frozenset({"rich", "amqtt"}),
+}
+#: The extra each command needs beyond the plain install.
+COMMAND_EXTRA: dict[str, str] = {
+    "ingest": "central",
+    "alerts": "central",
+    "display": "central",
+    "provision": "central",
+    "demo": "demo",
+}
 
-def _state_home() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "learnroom"
+
+def _missing_extra(command: str, exc: ModuleNotFoundError) -> str | None:
+    """The install hint when ``exc`` is a package of the command's extra, else None (a bug)."""
+    extra = COMMAND_EXTRA.get(command)
+    top = (exc.name or "").split(".")[0]
+    if extra is None:
+        return None
+    # demo includes central: a demo without fastapi needs the demo extra all the same
+    wanted = EXTRA_MODULES[extra] | (EXTRA_MODULES["central"] if extra == "demo" else set())
+    if top not in wanted:
+        return None
+    return (
+        f"learnroom {command}: needs the {extra!r} extra (Python package {top!r} is not "
+        f"installed); install it with: pip install 'learnroom[{extra}]'"
+    )
 
 
 def _add_common(p: argparse.ArgumentParser) -> None:
@@ -41,6 +80,12 @@ def _add_common(p: argparse.ArgumentParser) -> None:
 
 def _add_central(p: argparse.ArgumentParser, *, influx: bool) -> None:
     p.add_argument("-c", "--config", type=Path, help="central config (TOML)")
+    p.add_argument(
+        "--state-dir",
+        type=Path,
+        help="where the service keeps its files (default: the config's state_dir, else "
+        "$STATE_DIRECTORY, else ~/.local/state/learnroom)",
+    )
     p.add_argument("--mqtt", metavar="URL", help="mqtt://[user:pass@]host[:port] or mqtts://")
     if influx:
         p.add_argument(
@@ -59,7 +104,7 @@ def _central_config(args: argparse.Namespace) -> CentralConfig:
         parse_influx_url,
     )
 
-    config = load_central_config(args.config)
+    config = load_central_config(args.config, state_dir=args.state_dir)
     if args.mqtt:
         mqtt = CentralMqttSection.model_validate(
             parse_mqtt_url(args.mqtt, config.mqtt).model_dump() | {"protocol": config.mqtt.protocol}
@@ -203,14 +248,14 @@ def cmd_schema(args: argparse.Namespace) -> int:
 
 def cmd_check_config(args: argparse.Namespace) -> int:
     """Room configs have a [room] section; anything else is read as a central config."""
+    from gateway.agent.config import parse_room_config  # noqa: PLC0415
     from gateway.central.config import parse_central  # noqa: PLC0415
-    from gateway.config import RoomConfig, parse_config  # noqa: PLC0415
 
     path: Path = args.file
     try:
         raw = load_toml(path)
         if "room" in raw:
-            config = parse_config(RoomConfig, raw, str(path))
+            config = parse_room_config(raw, str(path))
             what = f"room config for {config.room.site}/{config.room.room}"
         else:
             central = parse_central(raw, str(path))
@@ -242,7 +287,7 @@ def cmd_pseudonym(args: argparse.Namespace) -> int:
 
 def cmd_discover(args: argparse.Namespace) -> int:
     from gateway import const  # noqa: PLC0415
-    from gateway.discovery import browse  # noqa: PLC0415
+    from gateway.agent.discovery import browse  # noqa: PLC0415
 
     found = asyncio.run(browse(const.MDNS_GATEWAY_TYPE, args.timeout, args.interface))
     if args.json:
@@ -281,7 +326,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
     if args.mqtt:
         config = config.model_copy(update={"mqtt": parse_mqtt_url(args.mqtt, config.mqtt)})
     if args.state_dir is not None or (args.config is None and args.simulate):
-        state = args.state_dir or _state_home()
+        state = args.state_dir or state_home()
         path = state / f"outbox-{config.room.site}-{config.room.room}.sqlite"
         config = config.model_copy(
             update={"outbox": config.outbox.model_copy(update={"path": path})}
@@ -301,7 +346,7 @@ def cmd_agent(args: argparse.Namespace) -> int:
 def cmd_ingest(args: argparse.Namespace) -> int:
     import threading  # noqa: PLC0415
 
-    from gateway.central.ingest import Ingest  # noqa: PLC0415
+    from gateway.central.ingest.service import Ingest  # noqa: PLC0415
     from gateway.central.writers import writer_from_config  # noqa: PLC0415
 
     config = _central_config(args)
@@ -327,7 +372,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
-    from gateway.central.alerts import build_service  # noqa: PLC0415
+    from gateway.central.alerts.service import build_service  # noqa: PLC0415
 
     config = _central_config(args)
     if args.alertmanager:
@@ -347,7 +392,7 @@ def cmd_alerts(args: argparse.Namespace) -> int:
 
 
 def cmd_influx_setup(args: argparse.Namespace) -> int:
-    from gateway.central.setup import setup_v1  # noqa: PLC0415
+    from gateway.central.tools.influx_setup import setup_v1  # noqa: PLC0415
 
     config = _central_config(args)
     influx = config.influx
@@ -380,7 +425,7 @@ def cmd_influx_setup(args: argparse.Namespace) -> int:
 
 
 def cmd_display(args: argparse.Namespace) -> int:
-    from gateway.central.display_app import serve  # noqa: PLC0415
+    from gateway.central.display.app import serve  # noqa: PLC0415
 
     config = _central_config(args)
     update = {k: v for k, v in (("port", args.port), ("host", args.host)) if v is not None}
@@ -392,7 +437,7 @@ def cmd_display(args: argparse.Namespace) -> int:
 
 
 def cmd_provision(args: argparse.Namespace) -> int:
-    from gateway.central.provision import Provisioner  # noqa: PLC0415
+    from gateway.central.tools.provision import Provisioner  # noqa: PLC0415
 
     prov = Provisioner(
         args.out,
@@ -448,6 +493,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         _setup_logging(args.log_level)
     try:
         return COMMANDS[args.command](args)
+    except ModuleNotFoundError as exc:
+        hint = _missing_extra(args.command, exc)
+        if hint is None:
+            raise
+        print(hint, file=sys.stderr)
+        return 1
     except ConfigError as exc:
         for line in exc.problems:
             print(line, file=sys.stderr)

@@ -30,9 +30,8 @@ from rich.live import Live
 from rich.table import Table
 
 from gateway import const
-from gateway.alertmanager import Alertmanager, alertmanager_path
-from gateway.broker import Mosquitto, embedded_amqtt, free_port, mosquitto_path, port_open
-from gateway.central.alerts import AlertService
+from gateway.agent.config import RoomConfig
+from gateway.central.alerts.service import AlertService
 from gateway.central.config import (
     DEFAULT_DATABASE,
     AlertsSection,
@@ -43,15 +42,17 @@ from gateway.central.config import (
     IngestSection,
     parse_influx_url,
 )
-from gateway.central.display import Hub
-from gateway.central.display_app import EmbeddedServer, server_for
-from gateway.central.ingest import Ingest
-from gateway.central.setup import setup_v1
+from gateway.central.display.app import EmbeddedServer, server_for
+from gateway.central.display.service import Hub
+from gateway.central.ingest.service import Ingest
+from gateway.central.tools.influx_setup import setup_v1
 from gateway.central.writers import writer_from_config
 from gateway.clock import ScaledClock
-from gateway.config import RoomConfig, parse_mqtt_url
+from gateway.config import parse_mqtt_url
 from gateway.errors import TopicError
-from gateway.influxd import Influxd
+from gateway.launch.alertmanager import Alertmanager, alertmanager_path
+from gateway.launch.broker import Mosquitto, embedded_amqtt, free_port, mosquitto_path, port_open
+from gateway.launch.influxd import Influxd
 from gateway.topics import Topic, room_filter
 
 _LOGGER = logging.getLogger(__name__)

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto, mosquitto_path
-from gateway.influxd import Influxd
+from gateway.launch.broker import Mosquitto, mosquitto_path
+from gateway.launch.influxd import Influxd
 
 
 def _require(binary: str | None, name: str, package: str) -> str:

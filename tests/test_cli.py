@@ -15,10 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto
-from gateway.discovery import Advertiser
-
-ROOT = Path(__file__).resolve().parent.parent
+from gateway.agent.discovery import Advertiser
+from gateway.launch.broker import Mosquitto
+from tests.paths import ROOT
 
 
 def run(*args: str, timeout: float = 60, env: dict[str, str] | None = None):

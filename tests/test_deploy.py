@@ -13,12 +13,12 @@ from typing import Any
 import pytest
 import yaml
 
-from gateway.broker import free_port, mosquitto_path, port_open
 from gateway.central.config import load_central_config
-from gateway.central.provision import Provisioner
+from gateway.central.tools.provision import Provisioner
+from gateway.launch.broker import free_port, mosquitto_path, port_open
 from tests.central.util import wait_for
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 CENTRAL = ROOT / "deploy" / "central"
 PI = ROOT / "deploy" / "pi"
 SCRIPTS = [

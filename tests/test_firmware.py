@@ -17,7 +17,8 @@ from typing import Any
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.paths import ROOT
+
 FIRMWARE = ROOT / "firmware_configs"
 CHECK = ROOT / "scripts" / "esphome-check"
 README = FIRMWARE / "README.md"

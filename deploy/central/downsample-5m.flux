@@ -1,5 +1,5 @@
 // learnroom: 5-minute rollup for InfluxDB 2.x, the counterpart of the 1.x continuous queries
-// that `learnroom influx-setup` creates (gateway/central/setup.py, rollup_queries()).
+// that `learnroom influx-setup` creates (gateway/central/tools/influx_setup.py, rollup_queries()).
 //
 // UNTESTED HERE: no InfluxDB 2.x server was available when this was written. Check it with
 // `influx query --file` over a short range before `influx task create --file` (see

@@ -14,12 +14,12 @@ from datetime import datetime
 from typing import Any
 
 from gateway import __version__
+from gateway.agent.config import RoomConfig, parse_room_config
 from gateway.agent.outbox import Outbox
 from gateway.agent.runner import Agent
 from gateway.agent.sources.base import Source
 from gateway.agent.sources.health import HealthSource
 from gateway.clock import Clock, RealClock, ScaledClock
-from gateway.config import RoomConfig, parse_config
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -29,8 +29,7 @@ SIMULATION_SECRET = "simulation-only-secret-not-for-production"  # noqa: S105 - 
 
 def simulated_room_config(site: str, room: str) -> RoomConfig:
     """The room ``--simulate`` plays when no config file is given: one of everything."""
-    return parse_config(
-        RoomConfig,
+    return parse_room_config(
         {
             "room": {
                 "site": site,
@@ -116,7 +115,7 @@ async def build_agent(
             sources.append(satellites)
         resolve = None
         if config.mqtt.host == "auto":
-            from gateway.discovery import find_broker  # noqa: PLC0415
+            from gateway.agent.discovery import find_broker  # noqa: PLC0415
 
             resolve = find_broker
         agent = Agent(
@@ -138,7 +137,7 @@ async def build_agent(
             )
         )
         if config.agent.advertise:
-            from gateway.discovery import Advertiser  # noqa: PLC0415
+            from gateway.agent.discovery import Advertiser  # noqa: PLC0415
 
             advertiser = Advertiser(config.room.site, config.room.room, __version__)
             agent.add_task("mdns-advertise", advertiser.run)

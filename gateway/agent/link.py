@@ -26,8 +26,9 @@ from dataclasses import dataclass
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
+from gateway.agent.config import OutboxSection
 from gateway.agent.outbox import Outbox, Row
-from gateway.config import MqttSection, OutboxSection
+from gateway.config import MqttSection
 from gateway.errors import BrokerAuthError
 
 _LOGGER = logging.getLogger(__name__)

@@ -16,11 +16,11 @@ from typing import Any
 
 from gateway import __version__, const
 from gateway.agent import systemd
+from gateway.agent.config import RoomConfig
 from gateway.agent.link import MqttLink, Will
 from gateway.agent.outbox import Outbox
 from gateway.agent.sources.base import Source
 from gateway.clock import Clock
-from gateway.config import RoomConfig
 from gateway.models import AnyData, StatusData, StatusEnvelope, kind_of, make_envelope
 from gateway.topics import Topic
 

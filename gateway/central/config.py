@@ -17,9 +17,16 @@ from urllib.parse import parse_qs, urlsplit
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from gateway import const
-from gateway.central.calendars import OpeningHours
-from gateway.central.rules import RULE_NAMES, Rules
-from gateway.config import MqttSection, TimeZoneName, _Config, load_toml, parse_config
+from gateway.central.hours import OpeningHours
+from gateway.central.thresholds import RULE_NAMES, Rules
+from gateway.config import (
+    MqttSection,
+    TimeZoneName,
+    _Config,
+    load_toml,
+    parse_config,
+    state_home,
+)
 from gateway.errors import ConfigError
 from gateway.models import Slug
 
@@ -268,6 +275,10 @@ class DisplaySection(_Config):
 
 
 class CentralConfig(_Config):
+    #: Where the services keep their files (``ingest.rejected_file`` when relative); relative
+    #: to the config file. Default: ``--state-dir``, else systemd's ``$STATE_DIRECTORY``, else
+    #: ``~/.local/state/learnroom`` (``gateway.config.state_home``).
+    state_dir: Path | None = None
     mqtt: CentralMqttSection = CentralMqttSection()
     influx: InfluxSection | None = None
     ingest: IngestSection = IngestSection()
@@ -282,15 +293,27 @@ def parse_central(
 
 
 def load_central_config(
-    path: Path | None, environ: Mapping[str, str] | None = None
+    path: Path | None,
+    environ: Mapping[str, str] | None = None,
+    *,
+    state_dir: Path | None = None,
 ) -> CentralConfig:
-    """The file's settings (defaults without a file); relative paths are the file's."""
+    """The file's settings (defaults without a file), with relative state files placed in
+    the state directory: ``state_dir`` (``--state-dir``) over the file's ``state_dir`` over
+    ``state_home()``. Relative paths in the file itself are the file's."""
     if path is None:
-        return parse_central({}, "(defaults)", environ)
-    config = parse_central(load_toml(path), str(path), environ)
+        config = parse_central({}, "(defaults)", environ)
+    else:
+        config = parse_central(load_toml(path), str(path), environ)
+    base = state_dir or config.state_dir
+    if base is None:
+        base = state_home(environ)
+    elif path is not None and not base.is_absolute():
+        base = path.parent / base
+    config = config.model_copy(update={"state_dir": base})
     rejected = config.ingest.rejected_file
     if rejected is not None and str(rejected) and not rejected.is_absolute():
-        ingest = config.ingest.model_copy(update={"rejected_file": path.parent / rejected})
+        ingest = config.ingest.model_copy(update={"rejected_file": base / rejected})
         config = config.model_copy(update={"ingest": ingest})
     return config
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from gpiozero.pins.mock import MockFactory, MockPin
 
-from gateway.config import LockersSection, OccupancySection
+from gateway.agent.config import LockersSection, OccupancySection
 
 
 class WiredMockPin(MockPin):  # type: ignore[misc]

@@ -15,6 +15,7 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from gateway.agent.config import RoomConfig
 from gateway.agent.sources.badge import QueueBadgeReader
 from gateway.agent.sources.base import Source
 from gateway.agent.sources.environment import EnvironmentSource
@@ -22,7 +23,6 @@ from gateway.agent.sources.lockers import LockersSource
 from gateway.agent.sources.occupancy import OccupancySource
 from gateway.agent.sources.wifi import WifiSource
 from gateway.clock import Clock
-from gateway.config import RoomConfig
 from gateway.sim.i2c import AirConditions, SimBuses
 from gateway.sim.pins import RoomPins, sim_factory
 from gateway.sim.wifi import SimWifi, WifiConditions

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import pytest
 
+from gateway.agent.config import RoomConfig, parse_room_config
 from gateway.agent.outbox import Outbox
 from gateway.agent.runner import Agent
 from gateway.agent.sources.base import Sink
-from gateway.broker import Mosquitto
 from gateway.clock import RealClock
-from gateway.config import RoomConfig, parse_config, parse_mqtt_url
+from gateway.config import parse_mqtt_url
+from gateway.launch.broker import Mosquitto
 from gateway.models import (
     EnvironmentData,
     EventData,
@@ -33,8 +34,7 @@ PREFIX = f"learnroom/v1/{SITE}/{ROOM}"
 def room_config(broker: Mosquitto, state: Path, **outbox: object) -> RoomConfig:
     mqtt = parse_mqtt_url(broker.url).model_dump()
     mqtt.update(reconnect_min_s=0.1, reconnect_max_s=0.5)
-    return parse_config(
-        RoomConfig,
+    return parse_room_config(
         {
             "room": {"site": SITE, "room": ROOM, "capacity": 20},
             "mqtt": mqtt,
@@ -221,7 +221,7 @@ async def test_bad_credentials_said_once_not_hot_looped(
 ):
     import subprocess
 
-    from gateway.broker import mosquitto_path
+    from gateway.launch.broker import mosquitto_path
 
     pwfile = tmp_path / "passwd"
     pwfile.write_text("")

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
-from gateway.broker import Mosquitto
+from gateway.launch.broker import Mosquitto
 from gateway.models import parse_envelope
 from tests.mqtt_util import Collector
+from tests.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent.parent
 SITE, ROOM = "proc-site", "room-1"
 PREFIX = f"learnroom/v1/{SITE}/{ROOM}"
 # 09:00 in Berlin on a weekday: the room opens into a busy morning

@@ -7,9 +7,9 @@ import contextlib
 from pathlib import Path
 
 from gateway import const
+from gateway.agent.discovery import Advertiser, BrokerNotFoundError, browse, find_broker
 from gateway.agent.sources.health import HealthSource
 from gateway.clock import ScaledClock
-from gateway.discovery import Advertiser, BrokerNotFoundError, browse, find_broker
 from tests.sink import Recorder
 
 LOOPBACK = ["127.0.0.1"]

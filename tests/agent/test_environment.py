@@ -8,11 +8,11 @@ from typing import Any
 
 import pytest
 
+from gateway.agent.config import EnvironmentSection
 from gateway.agent.drivers.i2c import LinuxBuses
 from gateway.agent.drivers.sensors import make_sensor
 from gateway.agent.sources.environment import EnvironmentSource
 from gateway.clock import ScaledClock
-from gateway.config import EnvironmentSection
 from gateway.models import EnvironmentData
 from gateway.sim.i2c import AirConditions, SimBuses
 from tests.sink import Recorder

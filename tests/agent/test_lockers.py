@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from gateway.agent.config import LockersSection, OccupancySection, RoomSection
 from gateway.agent.sources.badge import QueueBadgeReader, pseudonymise
 from gateway.agent.sources.lockers import LockersSource
 from gateway.clock import ScaledClock
-from gateway.config import LockersSection, OccupancySection, RoomSection
 from gateway.models import LockerData
 from gateway.sim.pins import RoomPins, sim_factory
 from tests.sink import Recorder

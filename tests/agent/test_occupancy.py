@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gateway.agent.config import LockersSection, OccupancySection
 from gateway.agent.sources.occupancy import DoorCounter, OccupancySource, PresenceHold
 from gateway.clock import ScaledClock
-from gateway.config import LockersSection, OccupancySection
 from gateway.models import EventData, OccupancyData
 from gateway.sim.pins import RoomPins, sim_factory
 from tests.sink import Recorder

@@ -26,9 +26,10 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from pydantic import ValidationError
 
-from gateway.agent.sources.satellites import SatelliteMap, SatellitesSection, SatellitesSource
-from gateway.broker import Mosquitto
+from gateway.agent.config import SatellitesSection
+from gateway.agent.sources.satellites import SatelliteMap, SatellitesSource
 from gateway.clock import RealClock
+from gateway.launch.broker import Mosquitto
 from gateway.models import EnvironmentData, LockerData, OccupancyData
 from tests.sink import Recorder
 

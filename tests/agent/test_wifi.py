@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from gateway.agent.config import WifiSection
 from gateway.agent.sources.wifi import (
     CommandResult,
     SubprocessRunner,
@@ -26,12 +27,12 @@ from gateway.agent.sources.wifi import (
     urllib_http_probe,
 )
 from gateway.clock import ScaledClock
-from gateway.config import WifiSection
 from gateway.models import EventData, WifiData
 from gateway.sim.wifi import SimWifi, WifiConditions
+from tests.paths import FIXTURES
 from tests.sink import Recorder
 
-FIX = Path(__file__).parent.parent / "fixtures" / "wifi"
+FIX = FIXTURES / "wifi"
 
 
 def fixture(name: str) -> str:

@@ -14,10 +14,12 @@ from gateway.central.config import (
     parse_influx_url,
     subscription,
 )
-from gateway.central.rules import Rules
+from gateway.central.thresholds import Rules
+from gateway.config import state_home
 from gateway.errors import ConfigError
+from tests.paths import ROOT
 
-EXAMPLE = Path(__file__).parents[2] / "deploy" / "central" / "central.example.toml"
+EXAMPLE = ROOT / "deploy" / "central" / "central.example.toml"
 
 
 def test_the_shipped_example_is_valid_and_checked_by_the_cli():
@@ -25,7 +27,8 @@ def test_the_shipped_example_is_valid_and_checked_by_the_cli():
     assert config.influx is not None
     assert config.influx.version == 1
     assert subscription(config) == "$share/learnroom-ingest/learnroom/v1/#"
-    assert config.ingest.rejected_file == EXAMPLE.parent / "rejected.jsonl"
+    # a relative state file lives in the state directory, never beside /etc's config
+    assert config.ingest.rejected_file == state_home({}) / "rejected.jsonl"
     # the example lists every rule with its defaults: it documents them, so it must be true
     assert config.alerts.rules == Rules()
     assert config.alerts.rules_for("gesamtschule-nord", "r").co2_ventilate.threshold == 1200
@@ -91,3 +94,22 @@ def test_the_influx_flag_follows_the_databases_own_write_parameters():
     for wrong in ("db:8086?db=x", "http://db:8086?database=x", "mqtt://db", "http://u:p@db?db=x"):
         with pytest.raises(ConfigError, match="--influx"):
             parse_influx_url(wrong, None, {})
+
+
+def test_state_directory_precedence(tmp_path):
+    """--state-dir over the file's state_dir over systemd's $STATE_DIRECTORY over XDG."""
+    path = tmp_path / "central.toml"
+    path.write_text('[ingest]\nrejected_file = "rejected.jsonl"\n')
+    xdg = {"XDG_STATE_HOME": str(tmp_path / "xdg")}
+    systemd = xdg | {"STATE_DIRECTORY": f"{tmp_path / 'lib'}:{tmp_path / 'other'}"}
+
+    def rejected(environ, **kw):
+        return load_central_config(path, environ=environ, **kw).ingest.rejected_file
+
+    assert rejected(xdg) == tmp_path / "xdg" / "learnroom" / "rejected.jsonl"
+    assert rejected(systemd) == tmp_path / "lib" / "rejected.jsonl"
+    assert rejected(systemd, state_dir=tmp_path / "cli") == tmp_path / "cli" / "rejected.jsonl"
+    path.write_text('state_dir = "state"\n[ingest]\nrejected_file = "rejected.jsonl"\n')
+    assert rejected(systemd) == tmp_path / "state" / "rejected.jsonl"
+    path.write_text('[ingest]\nrejected_file = "/var/log/refused.jsonl"\n')
+    assert rejected(systemd) == Path("/var/log/refused.jsonl")

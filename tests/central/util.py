@@ -14,13 +14,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from gateway.broker import Mosquitto
 from gateway.central.config import CentralConfig, parse_central
-from gateway.central.ingest import Ingest
+from gateway.central.ingest.service import Ingest
 from gateway.central.mapping import to_points
 from gateway.central.validate import Accepted, check
 from gateway.central.writers import writer_from_config
-from gateway.influxd import Influxd
+from gateway.launch.broker import Mosquitto
+from gateway.launch.influxd import Influxd
 from gateway.models import OccupancyData, make_envelope
 
 DB = "learnroom"

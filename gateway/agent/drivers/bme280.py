@@ -6,7 +6,7 @@ from typing import Any
 
 from bme280 import BME280
 
-from gateway.agent.drivers.sensors import Reading, wrap
+from gateway.agent.drivers.base import Reading, wrap
 from gateway.errors import SensorError
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from sensirion_i2c_scd4x import Scd4xDevice
 
-from gateway.agent.drivers.sensors import NotReadyError, Reading, sensirion_channel, wrap
+from gateway.agent.drivers.base import NotReadyError, Reading, sensirion_channel, wrap
 
 _LOGGER = logging.getLogger(__name__)
 

@@ -7,7 +7,7 @@ from typing import Any
 from sensirion_i2c_sht3x import Sht3xDevice
 from sensirion_i2c_sht3x.commands import Repeatability
 
-from gateway.agent.drivers.sensors import Reading, sensirion_channel, wrap
+from gateway.agent.drivers.base import Reading, sensirion_channel, wrap
 
 
 class Sht3x:

@@ -6,7 +6,7 @@ from typing import Any
 
 from sensirion_i2c_sht4x import Sht4xDevice
 
-from gateway.agent.drivers.sensors import Reading, sensirion_channel, wrap
+from gateway.agent.drivers.base import Reading, sensirion_channel, wrap
 
 
 class Sht4x:

@@ -13,10 +13,10 @@ import logging
 from dataclasses import dataclass, field
 
 from gateway import const
+from gateway.agent.config import EnvironmentSection, SensorConfig
 from gateway.agent.drivers.sensors import Buses, NotReadyError, Reading, Sensor, make_sensor
 from gateway.agent.sources.base import Sink
 from gateway.clock import Clock
-from gateway.config import EnvironmentSection, SensorConfig
 from gateway.errors import SensorError
 from gateway.models import EnvironmentData
 

@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from gateway.agent.config import LockerConfig, LockersSection, RoomSection
 from gateway.agent.sources.badge import BadgeReader, pseudonymise
 from gateway.agent.sources.base import Sink
 from gateway.clock import Clock
-from gateway.config import LockerConfig, LockersSection, RoomSection
 from gateway.models import EventData, LockerData, SlotState
 
 _LOGGER = logging.getLogger(__name__)

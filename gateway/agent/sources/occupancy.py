@@ -17,9 +17,9 @@ from datetime import date
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+from gateway.agent.config import OccupancySection
 from gateway.agent.sources.base import Sink
 from gateway.clock import Clock
-from gateway.config import OccupancySection
 from gateway.models import EventData, OccupancyData
 
 _LOGGER = logging.getLogger(__name__)

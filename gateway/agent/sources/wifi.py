@@ -42,9 +42,9 @@ from typing import Protocol
 from urllib.parse import urlsplit
 
 from gateway import const
+from gateway.agent.config import WifiSection
 from gateway.agent.sources.base import Sink
 from gateway.clock import Clock
-from gateway.config import WifiSection
 from gateway.models import EventData, WifiData
 
 __all__ = [

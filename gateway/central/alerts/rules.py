@@ -1,0 +1,398 @@
+"""Alert rules: the room state they look at, and how they decide (settings: ``thresholds``).
+
+Each rule looks at one room and returns a verdict per thing it watches (the room, a locker, a
+slot): ``BAD``, ``GOOD`` or ``HOLD``. Two thresholds make hysteresis: a value must cross the
+alarm threshold to turn bad and fall back past the clear threshold to turn good; in between
+it holds, so a CO2 reading wobbling around 1000 ppm neither fires nor resolves again and
+again. ``Tracker`` adds the durations: bad for ``for_s`` before firing, good for
+``clear_for_s`` before resolving (Prometheus' ``for`` and ``keep_firing_for``).
+
+Defaults follow DESIGN.md "Thresholds" (CO2 guide values of the Umweltbundesamt).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import Enum
+from typing import Any
+
+from gateway.central.thresholds import (
+    RULE_NAMES,
+    AboveRule,
+    AfterRule,
+    DroppingRule,
+    RangeRule,
+    Rule,
+    Rules,
+    Severity,
+    SilenceRule,
+    StuckRule,
+    WifiRule,
+)
+from gateway.models import EnvironmentData, HealthData, LockerData, WifiData
+
+
+class Verdict(Enum):
+    BAD = "bad"
+    GOOD = "good"
+    HOLD = "hold"
+
+
+# -- what the service knows about a room ----------------------------------------------------
+
+
+@dataclass
+class RoomState:
+    site: str
+    room: str
+    report_interval_s: float
+    last_seen: datetime | None = None
+    online: bool | None = None
+    environment: EnvironmentData | None = None
+    environment_at: datetime | None = None
+    co2_window: deque[tuple[datetime, float]] = field(default_factory=deque)
+    wifi: WifiData | None = None
+    lockers: dict[str, LockerData] = field(default_factory=dict)
+    door_open_since: dict[str, datetime] = field(default_factory=dict)
+    not_charging_since: dict[tuple[str, str], datetime] = field(default_factory=dict)
+    #: (locker, slot) -> due time of a loan reported overdue and not yet returned
+    overdue: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
+    health: HealthData | None = None
+    dropped_at: datetime | None = None
+
+    def seen(self, when: datetime) -> None:
+        if self.last_seen is None or when > self.last_seen:
+            self.last_seen = when
+
+    def set_environment(self, data: EnvironmentData, when: datetime, window_s: float) -> None:
+        self.environment = data
+        if data.co2_ppm is not None or data.temperature_c is not None:
+            self.environment_at = when
+        if data.co2_ppm is not None:
+            self.co2_window.append((when, data.co2_ppm))
+            while self.co2_window and self.co2_window[0][0] < when - timedelta(seconds=window_s):
+                self.co2_window.popleft()
+
+    def set_locker(self, locker: str, data: LockerData, when: datetime) -> None:
+        self.lockers[locker] = data
+        if data.door_open:
+            self.door_open_since.setdefault(locker, when)
+        else:
+            self.door_open_since.pop(locker, None)
+        for slot in data.slots:
+            key = (locker, slot.slot)
+            if slot.present and slot.charging is False:
+                self.not_charging_since.setdefault(key, when)
+            else:
+                self.not_charging_since.pop(key, None)
+            if slot.present:
+                self.overdue.pop(key, None)  # back in its slot: no longer overdue
+
+    def set_health(self, data: HealthData, when: datetime) -> None:
+        if self.health is not None and data.outbox_dropped > self.health.outbox_dropped:
+            self.dropped_at = when
+        self.health = data
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One rule's verdict on one thing; ``target`` names it (a locker, a slot) or is empty."""
+
+    rule: str
+    verdict: Verdict
+    en: str
+    de: str
+    target: str = ""
+
+
+Check = Callable[[RoomState, Any, datetime], Iterator[Finding]]
+
+
+def _above(rule: str, value: float | None, s: AboveRule, en: str, de: str) -> Iterator[Finding]:
+    if value is None:
+        yield Finding(rule, Verdict.HOLD, en, de)
+    elif value > s.threshold:
+        yield Finding(rule, Verdict.BAD, en, de)
+    elif value < s.clear:
+        yield Finding(rule, Verdict.GOOD, en, de)
+    else:
+        yield Finding(rule, Verdict.HOLD, en, de)
+
+
+def check_offline(room: RoomState, s: SilenceRule, now: datetime) -> Iterator[Finding]:
+    if room.last_seen is None and room.online is None:
+        verdict = Verdict.HOLD  # known only from a retained alert: nothing to judge yet
+    else:
+        silent = room.last_seen is None or (now - room.last_seen).total_seconds() > (
+            s.intervals * room.report_interval_s
+        )
+        verdict = Verdict.BAD if room.online is False or silent else Verdict.GOOD
+    yield Finding(
+        "gateway_offline",
+        verdict,
+        "Gateway offline: no data from this room",
+        "Gateway offline: keine Daten aus diesem Raum",
+    )
+
+
+def check_wifi(room: RoomState, s: WifiRule, now: datetime) -> Iterator[Finding]:
+    w = room.wifi
+    if w is None:
+        return
+    bad = (
+        (w.rssi_dbm is not None and w.rssi_dbm < s.rssi_below_dbm)
+        or (w.loss_pct is not None and w.loss_pct > s.loss_above_pct)
+        or (w.dns_ms is not None and w.dns_ms > s.dns_above_ms)
+        or (s.portal and w.portal_ok is False)
+    )
+    good = (
+        (w.rssi_dbm is None or w.rssi_dbm > s.rssi_clear_dbm)
+        and (w.loss_pct is None or w.loss_pct < s.loss_clear_pct)
+        and (w.dns_ms is None or w.dns_ms < s.dns_clear_ms)
+        and not (s.portal and w.portal_ok is False)
+    )
+    what = (
+        f"RSSI {w.rssi_dbm} dBm, loss {w.loss_pct} %, DNS {w.dns_ms} ms, "
+        f"portal {'ok' if w.portal_ok is not False else 'failing'}"
+    )
+    verdict = Verdict.BAD if bad else (Verdict.GOOD if good else Verdict.HOLD)
+    yield Finding("wifi_degraded", verdict, f"Wi-Fi degraded: {what}", f"WLAN gestört: {what}")
+
+
+def check_co2_ventilate(room: RoomState, s: AboveRule, now: datetime) -> Iterator[Finding]:
+    co2 = room.environment.co2_ppm if room.environment else None
+    yield from _above(
+        "co2_ventilate",
+        co2,
+        s,
+        f"CO2 {co2:.0f} ppm: please ventilate" if co2 else "CO2 high: please ventilate",
+        f"CO2 {co2:.0f} ppm: bitte lüften" if co2 else "CO2 hoch: bitte lüften",
+    )
+
+
+def check_co2_critical(room: RoomState, s: AboveRule, now: datetime) -> Iterator[Finding]:
+    co2 = room.environment.co2_ppm if room.environment else None
+    yield from _above(
+        "co2_critical",
+        co2,
+        s,
+        f"CO2 {co2:.0f} ppm: air quality unacceptable, ventilate now" if co2 else "CO2 critical",
+        f"CO2 {co2:.0f} ppm: Luftqualität inakzeptabel, sofort lüften" if co2 else "CO2 kritisch",
+    )
+
+
+def _range(
+    rule: str, value: float | None, s: RangeRule, unit: str, en: str, de: str
+) -> Iterator[Finding]:
+    if value is None:
+        yield Finding(rule, Verdict.HOLD, en, de)
+        return
+    if value < s.low or value > s.high:
+        verdict = Verdict.BAD
+    elif s.clear_low <= value <= s.clear_high:
+        verdict = Verdict.GOOD
+    else:
+        verdict = Verdict.HOLD
+    limits = f"{s.low:g}-{s.high:g} {unit}"
+    yield Finding(
+        rule,
+        verdict,
+        f"{en} {value:.1f} {unit} outside {limits}",
+        f"{de} {value:.1f} {unit} außerhalb {limits}",
+    )
+
+
+def check_temperature(room: RoomState, s: RangeRule, now: datetime) -> Iterator[Finding]:
+    value = room.environment.temperature_c if room.environment else None
+    yield from _range("temperature", value, s, "°C", "Temperature", "Temperatur")
+
+
+def check_humidity(room: RoomState, s: RangeRule, now: datetime) -> Iterator[Finding]:
+    value = room.environment.humidity_pct if room.environment else None
+    yield from _range("humidity", value, s, "%", "Humidity", "Luftfeuchte")
+
+
+def check_door(room: RoomState, s: AfterRule, now: datetime) -> Iterator[Finding]:
+    for locker in room.lockers:
+        since = room.door_open_since.get(locker)
+        bad = since is not None and (now - since).total_seconds() >= s.after_s
+        yield Finding(
+            "locker_door_open",
+            Verdict.BAD if bad else Verdict.GOOD,
+            f"Locker {locker}: door open for more than {s.after_s:.0f} s",
+            f"Schließfach {locker}: Tür länger als {s.after_s:.0f} s offen",
+            target=locker,
+        )
+
+
+def check_overdue(room: RoomState, s: AfterRule, now: datetime) -> Iterator[Finding]:
+    for (locker, slot), due in room.overdue.items():
+        late = due is None or (now - due).total_seconds() >= s.after_s
+        when = due.strftime("%Y-%m-%d %H:%M UTC") if due else "?"
+        yield Finding(
+            "device_overdue",
+            Verdict.BAD if late else Verdict.HOLD,
+            f"Device {locker}/{slot} not returned (due {when})",
+            f"Gerät {locker}/{slot} nicht zurückgegeben (fällig {when})",
+            target=f"{locker}/{slot}",
+        )
+
+
+def check_not_charging(room: RoomState, s: AfterRule, now: datetime) -> Iterator[Finding]:
+    for locker, data in room.lockers.items():
+        for slot in data.slots:
+            since = room.not_charging_since.get((locker, slot.slot))
+            bad = since is not None and (now - since).total_seconds() >= s.after_s
+            yield Finding(
+                "device_not_charging",
+                Verdict.BAD if bad else Verdict.GOOD,
+                f"Device in {locker}/{slot.slot} is not charging",
+                f"Gerät in {locker}/{slot.slot} lädt nicht",
+                target=f"{locker}/{slot.slot}",
+            )
+
+
+def check_stale(room: RoomState, s: SilenceRule, now: datetime) -> Iterator[Finding]:
+    if room.environment_at is None or room.online is False:
+        return  # never had a sensor, or the whole gateway is down (its own alert)
+    silent = (now - room.environment_at).total_seconds() > s.intervals * room.report_interval_s
+    yield Finding(
+        "sensor_stale",
+        Verdict.BAD if silent else Verdict.GOOD,
+        "Environment sensor sends no readings",
+        "Umweltsensor liefert keine Messwerte",
+    )
+
+
+def check_stuck(room: RoomState, s: StuckRule, now: datetime) -> Iterator[Finding]:
+    window = room.co2_window
+    if len(window) < 2:
+        return
+    span = (window[-1][0] - window[0][0]).total_seconds()
+    values = [v for _, v in window]
+    flat = max(values) - min(values) <= s.tolerance_ppm
+    if flat and span >= s.window_s * 0.9:
+        verdict = Verdict.BAD
+    elif not flat:
+        verdict = Verdict.GOOD
+    else:
+        verdict = Verdict.HOLD
+    hours = s.window_s / 3600
+    yield Finding(
+        "sensor_stuck",
+        verdict,
+        f"CO2 sensor reads the same value for {hours:g} h: calibration suspect",
+        f"CO2-Sensor zeigt seit {hours:g} h denselben Wert: Kalibrierung prüfen",
+    )
+
+
+def check_outbox_filling(room: RoomState, s: AboveRule, now: datetime) -> Iterator[Finding]:
+    depth = room.health.outbox_depth if room.health else None
+    yield from _above(
+        "outbox_filling",
+        depth,
+        s,
+        f"Gateway outbox holds {depth} unsent readings",
+        f"Gateway-Puffer hält {depth} ungesendete Messwerte",
+    )
+
+
+def check_outbox_dropping(room: RoomState, s: DroppingRule, now: datetime) -> Iterator[Finding]:
+    if room.health is None:
+        return
+    recent = room.dropped_at is not None and (now - room.dropped_at).total_seconds() < s.quiet_s
+    yield Finding(
+        "outbox_dropping",
+        Verdict.BAD if recent else Verdict.GOOD,
+        f"Gateway outbox full: {room.health.outbox_dropped} readings dropped",
+        f"Gateway-Puffer voll: {room.health.outbox_dropped} Messwerte verworfen",
+    )
+
+
+CHECKS: dict[str, Check] = {
+    "gateway_offline": check_offline,
+    "wifi_degraded": check_wifi,
+    "co2_ventilate": check_co2_ventilate,
+    "co2_critical": check_co2_critical,
+    "temperature": check_temperature,
+    "humidity": check_humidity,
+    "locker_door_open": check_door,
+    "device_overdue": check_overdue,
+    "device_not_charging": check_not_charging,
+    "sensor_stale": check_stale,
+    "sensor_stuck": check_stuck,
+    "outbox_filling": check_outbox_filling,
+    "outbox_dropping": check_outbox_dropping,
+}
+assert set(CHECKS) == set(RULE_NAMES)  # noqa: S101 - a rule without a check is a bug
+
+
+def evaluate(room: RoomState, rules: Rules, now: datetime) -> Iterator[Finding]:
+    """Every enabled rule's findings for one room."""
+    offline = False
+    for name, check in CHECKS.items():
+        settings = getattr(rules, name)
+        if not settings.enabled:
+            continue
+        for found in check(room, settings, now):
+            if name == "gateway_offline":
+                offline = found.verdict is Verdict.BAD
+            elif offline:
+                # stale data from a dead gateway says nothing new: hold every other alert
+                yield dataclasses.replace(found, verdict=Verdict.HOLD)
+                continue
+            yield found
+
+
+# -- durations ------------------------------------------------------------------------------
+
+
+@dataclass
+class Tracker:
+    """One alert instance through pending, firing and resolving."""
+
+    rule: str
+    target: str
+    severity: Severity
+    firing_since: datetime | None = None
+    #: when the last firing began; kept after it resolves, for the resolution's startsAt
+    started: datetime | None = None
+    bad_since: datetime | None = None
+    good_since: datetime | None = None
+    en: str = ""
+    de: str = ""
+
+    @property
+    def firing(self) -> bool:
+        return self.firing_since is not None
+
+    def step(self, finding: Finding, settings: Rule, now: datetime) -> str | None:
+        """Feed one verdict; returns "fire" or "resolve" when the alert changes."""
+        self.severity = settings.severity
+        if finding.verdict is Verdict.BAD:
+            self.en, self.de = finding.en, finding.de
+            self.good_since = None
+            if self.bad_since is None:
+                self.bad_since = now
+            if not self.firing and (now - self.bad_since).total_seconds() >= settings.for_s:
+                # milliseconds, as on the wire: a restarted service resumes the same instant
+                since = self.bad_since
+                self.firing_since = since.replace(microsecond=since.microsecond // 1000 * 1000)
+                self.started = self.firing_since
+                return "fire"
+        elif finding.verdict is Verdict.GOOD:
+            self.bad_since = None
+            if self.firing:
+                if self.good_since is None:
+                    self.good_since = now
+                if (now - self.good_since).total_seconds() >= settings.clear_for_s:
+                    self.firing_since = None
+                    self.good_since = None
+                    return "resolve"
+        elif not self.firing:
+            self.bad_since = None  # between the thresholds: a pending alert starts over
+        return None

@@ -1,0 +1,41 @@
+"""The four Grafana dashboards, generated (see ``build``)."""
+
+from gateway.central.tools.dashboards.build import (
+    ALERTMANAGER_UID,
+    DISPLAY_UID,
+    GRID_COLUMNS,
+    INFLUX_UID,
+    IT_UID,
+    PROMETHEUS_UID,
+    ROOM_UID,
+    ROOMS_UID,
+    SCHEMA_VERSION,
+    Dashboard,
+    dashboards,
+    display_dashboard,
+    file_name,
+    main,
+    render,
+    room_dashboard,
+    rooms_dashboard,
+)
+
+__all__ = [
+    "ALERTMANAGER_UID",
+    "DISPLAY_UID",
+    "GRID_COLUMNS",
+    "INFLUX_UID",
+    "IT_UID",
+    "PROMETHEUS_UID",
+    "ROOMS_UID",
+    "ROOM_UID",
+    "SCHEMA_VERSION",
+    "Dashboard",
+    "dashboards",
+    "display_dashboard",
+    "file_name",
+    "main",
+    "render",
+    "room_dashboard",
+    "rooms_dashboard",
+]
