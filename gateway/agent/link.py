@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-import ssl
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -28,7 +27,7 @@ from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.agent.config import OutboxSection
 from gateway.agent.outbox import Outbox, Row
-from gateway.config import MqttSection
+from gateway.config import MqttSection, tls_context
 from gateway.errors import BrokerAuthError
 
 _LOGGER = logging.getLogger(__name__)
@@ -61,17 +60,6 @@ class _QuietPending(logging.Filter):
 
 _MQTT_LOGGER = logging.getLogger("gateway.agent.link.mqtt")
 _MQTT_LOGGER.addFilter(_QuietPending())
-
-
-def tls_context(settings: MqttSection) -> ssl.SSLContext | None:
-    if not settings.tls:
-        return None
-    ctx = ssl.create_default_context(
-        cafile=str(settings.ca_file) if settings.ca_file is not None else None
-    )
-    if settings.cert_file is not None and settings.key_file is not None:
-        ctx.load_cert_chain(str(settings.cert_file), str(settings.key_file))
-    return ctx
 
 
 def _leaves(group: BaseExceptionGroup[aiomqtt.MqttError]) -> list[aiomqtt.MqttError]:
