@@ -12,6 +12,7 @@ range and the panel's data points (``rangeutil.calculateInterval``, ``roundInter
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import signal
@@ -27,6 +28,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+from grafana_foundation_sdk.cog.plugins import register_default_plugins
+from grafana_foundation_sdk.cog.runtime import Runtime
+from grafana_foundation_sdk.models.dashboard import Dashboard as SchemaDashboard
 
 from gateway.central.config import AlertsSection
 from gateway.central.thresholds import RULE_NAMES
@@ -393,6 +398,107 @@ def test_units_thresholds_and_bands_come_from_the_contract():
             assert p["fieldConfig"]["defaults"]["thresholds"]["steps"], p["title"]
     display = load(gen.file_name(gen.display_dashboard()))
     assert display["timepicker"]["hidden"] and display["refresh"] == "30s"
+
+
+# --- Grafana's published schema ------------------------------------------------------------
+#
+# grafana-foundation-sdk is generated from Grafana's own schema (11.6 here) but ships no JSON
+# Schema, and its ``from_json`` drops keys it does not know. So the check is a round trip:
+# every key of our JSON must survive decoding and encoding again; one that does not is a key
+# Grafana 11 no longer (or never) knew, which it ignores just as silently.
+
+#: A query variable's ``definition``: the text Grafana's own editor writes and shows in the
+#: variables list, absent from the published schema. Nothing else is tolerated.
+TOLERATED = re.compile(r"^\$\.templating\.list\[\d+\]\.definition$")
+#: InfluxDB queries: the SDK has no model for them (its ``UnknownDataquery`` keeps any key), so
+#: their keys go unchecked; what they ask is checked against a real InfluxDB below.
+UNMODELLED_QUERY_TYPES = {"influxdb"}
+
+
+def _lost(src: Any, out: Any, path: str) -> list[str]:
+    """Paths in ``src`` that the round trip ``out`` lost; None counts as absent, as in the SDK."""
+    if isinstance(src, dict):
+        if not isinstance(out, dict):
+            return [f"{path}: an object where the schema has {type(out).__name__}"]
+        lost = []
+        for key, value in src.items():
+            at = f"{path}.{key}"
+            if value is None or TOLERATED.match(at):
+                continue
+            lost += [f"{at}: not in the schema"] if key not in out else _lost(value, out[key], at)
+        return lost
+    if isinstance(src, list):
+        if not isinstance(out, list):
+            return [f"{path}: a list where the schema has {type(out).__name__}"]
+        lost = [f"{path}[{i}]: dropped" for i in range(len(out), len(src))]
+        return lost + [
+            e
+            for i, (a, b) in enumerate(zip(src, out, strict=False))
+            for e in _lost(a, b, f"{path}[{i}]")
+        ]
+    return []
+
+
+def schema_findings(dash: dict[str, Any]) -> list[str]:
+    """What Grafana 11.6's schema does not know in ``dash``, and what it cannot check."""
+    register_default_plugins()  # the panels' options and the queries' models
+    runtime = Runtime()
+    model = SchemaDashboard.from_json(copy.deepcopy(dash))
+    findings = _lost(dash, json.loads(json.dumps(model, cls=JSONEncoder)), "$")
+    panels = list(dash.get("panels", []))
+    panels += [inner for p in panels for inner in p.get("panels", [])]  # collapsed rows
+    for p in panels:
+        if p["type"] not in {*runtime.panelcfg_variants, "row"}:
+            findings.append(f"panel {p['id']}: type {p['type']!r} has no schema, unchecked")
+        for t in p.get("targets", []):
+            kind = t.get("datasource", p.get("datasource", {})).get("type")
+            if kind not in {*runtime.dataquery_variants, *UNMODELLED_QUERY_TYPES}:
+                findings.append(f"panel {p['id']} {t['refId']}: {kind!r} query has no schema")
+    return findings
+
+
+@pytest.mark.parametrize("name", [gen.file_name(d) for d in gen.dashboards()])
+def test_every_dashboard_keeps_to_grafanas_published_schema(name: str):
+    assert schema_findings(load(name)) == []
+
+
+@pytest.mark.parametrize(
+    ("uid", "path", "expected"),
+    [
+        # the dashboard key Grafana 11 removed, where it was and on a panel
+        (gen.ROOMS_UID, ["panels", 0, "style"], "$.panels[0].style"),
+        (gen.ROOMS_UID, ["style"], "$.style"),
+        # typos inside a panel's options, its field config and a Prometheus query (IT: 11th)
+        (gen.ROOMS_UID, ["panels", 0, "options", "graphmode"], "$.panels[0].options.graphmode"),
+        (
+            gen.ROOM_UID,
+            ["panels", 0, "fieldConfig", "defaults", "custom", "lineWidht"],
+            "$.panels[0].fieldConfig.defaults.custom.lineWidht",
+        ),
+        (gen.IT_UID, ["panels", 10, "targets", 0, "exprr"], "$.panels[10].targets[0].exprr"),
+        # tolerated on a variable, nowhere else
+        (gen.ROOMS_UID, ["panels", 0, "definition"], "$.panels[0].definition"),
+    ],
+)
+def test_the_schema_check_finds_a_planted_unknown_key(
+    uid: str, path: list[str | int], expected: str
+):
+    dash = load(f"{uid}.json")
+    parent: Any = dash
+    for step in path[:-1]:
+        parent = parent[step]
+    parent[path[-1]] = "dark"
+    assert schema_findings(dash) == [f"{expected}: not in the schema"]
+
+
+def test_the_schema_check_names_what_it_cannot_check():
+    dash = load(f"{gen.DISPLAY_UID}.json")
+    dash["panels"][0]["type"] = "learnroom-floorplan"
+    dash["panels"][1]["targets"][0]["datasource"] = {"type": "mysql", "uid": "x"}
+    assert schema_findings(dash) == [
+        "panel 1: type 'learnroom-floorplan' has no schema, unchecked",
+        "panel 2 A: 'mysql' query has no schema",
+    ]
 
 
 # --- every query against the database ------------------------------------------------------
