@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from gateway import const
 from gateway.central.hours import OpeningHours
@@ -150,6 +150,41 @@ class Maintenance(_Config):
         return self.site == site and self.room in (None, room) and self.start <= now < self.end
 
 
+class _RuleLookup:
+    """Each room's rules as a lookup. The alert service asks for every room at every
+    evaluation, and merging overrides validates a whole ``Rules`` model, so each distinct
+    merge is made once: rooms that the same overrides cover share it (3 000 rooms, every 5 s).
+    """
+
+    def __init__(self, section: AlertsSection) -> None:
+        self.section = section
+        self.index: dict[tuple[str, str | None], list[Override]] = {}
+        for o in section.override:
+            self.index.setdefault((o.site, o.room), []).append(o)
+        self.merged: dict[tuple[str, str | None], Rules] = {}
+
+    def rules_for(self, site: str, room: str) -> Rules:
+        index = self.index
+        if (site, room) in index:
+            key: tuple[str, str | None] = (site, room)
+        elif (site, None) in index:
+            key = (site, None)
+        else:
+            return self.section.rules
+        rules = self.merged.get(key)
+        if rules is None:
+            rules = self.merged[key] = self.section._merge(*key)
+        return rules
+
+    def interval_for(self, site: str, room: str) -> float:
+        value = self.section.report_interval_s
+        for key in ((site, None), (site, room)):  # the room's setting wins over the site's
+            for o in self.index.get(key, ()):
+                if o.report_interval_s:
+                    value = o.report_interval_s
+        return value
+
+
 class AlertsSection(_Config):
     #: Prometheus Alertmanager (v2 API); none: alerts go to MQTT and InfluxDB only.
     alertmanager_url: str | None = "http://localhost:9093"
@@ -170,6 +205,7 @@ class AlertsSection(_Config):
     rules: Rules = Rules()
     override: list[Override] = Field(default_factory=list)
     maintenance: list[Maintenance] = Field(default_factory=list)
+    _lookup: _RuleLookup = PrivateAttr()
 
     @field_validator("rules", mode="before")
     @classmethod
@@ -211,6 +247,9 @@ class AlertsSection(_Config):
                 raise ValueError(f"override[{i}].rules.{where}: {msg}{got}") from None
         return self
 
+    def model_post_init(self, context: Any, /) -> None:  # noqa: ANN401 - pydantic's signature
+        self._lookup = _RuleLookup(self)
+
     def _merge(self, site: str, room: str | None) -> Rules:
         merged = self.rules.model_dump()
         # the site's settings first, then the room's
@@ -220,15 +259,17 @@ class AlertsSection(_Config):
                     merged[rule] = merged[rule] | settings
         return Rules.model_validate(merged)
 
+    def _rule_lookup(self) -> _RuleLookup:
+        lookup = self._lookup
+        if lookup.section is not self:  # a model_copy(update=...) keeps the old one's
+            lookup = self._lookup = _RuleLookup(self)
+        return lookup
+
     def rules_for(self, site: str, room: str) -> Rules:
-        return self._merge(site, room) if self.override else self.rules
+        return self._rule_lookup().rules_for(site, room)
 
     def interval_for(self, site: str, room: str) -> float:
-        value = self.report_interval_s
-        for o in sorted(self.override, key=lambda o: o.room is not None):
-            if o.site == site and o.room in (None, room) and o.report_interval_s:
-                value = o.report_interval_s
-        return value
+        return self._rule_lookup().interval_for(site, room)
 
     def in_maintenance(self, site: str, room: str, now: datetime) -> bool:
         return any(m.covers(site, room, now) for m in self.maintenance)

@@ -33,6 +33,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from gateway.central.alerts.rules import CHECKS, Finding, RoomState, Tracker, Verdict, evaluate
 from gateway.central.config import CentralConfig
 from gateway.central.mapping import to_lines
+from gateway.central.thresholds import Rules
 from gateway.central.validate import Accepted, check
 from gateway.central.writers import Writer, writer_from_config
 from gateway.config import tls_context
@@ -208,17 +209,18 @@ class AlertService:
                 key = alert_key(finding.rule, finding.target)
                 seen.add(key)
                 verdict = Verdict.GOOD if quiet else finding.verdict
-                self._step(room, key, finding, verdict, now, fired, resolved)
+                self._step(room, rules, key, finding, verdict, now, fired, resolved)
             for key, tracker in list(room.trackers.items()):
                 if key not in seen and tracker.firing:
                     # the thing it was about is gone (a locker removed, a rule disabled)
                     gone = Finding(tracker.rule, Verdict.GOOD, tracker.en, tracker.de)
-                    self._step(room, key, gone, Verdict.GOOD, now, fired, resolved)
+                    self._step(room, rules, key, gone, Verdict.GOOD, now, fired, resolved)
         return fired, resolved
 
     def _step(
         self,
         room: Room,
+        rules: Rules,
         key: str,
         finding: Finding,
         verdict: Verdict,
@@ -226,7 +228,6 @@ class AlertService:
         fired: list[tuple[Room, str, Tracker]],
         resolved: list[tuple[Room, str, Tracker]],
     ) -> None:
-        rules = self.settings.rules_for(room.state.site, room.state.room)
         settings = getattr(rules, finding.rule)
         tracker = room.trackers.get(key)
         if tracker is None:
