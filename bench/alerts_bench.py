@@ -46,7 +46,7 @@ def feed(service: AlertService, rooms: list[tuple[str, str]], now: datetime) -> 
     for i, (site, room) in enumerate(rooms):
         p = f"{PREFIX}/{site}/{room}"
         co2 = 700 + (i * 37) % 1800  # some rooms above the ventilation threshold
-        messages = [
+        messages: list[tuple[str, dict[str, Any]]] = [
             ("status", {"online": True, "version": "0.1.0", "started": "2026-12-01T06:00:00Z"}),
             ("environment", {"co2_ppm": co2, "temperature_c": 21.5, "humidity_pct": 45.0}),
             (
@@ -88,7 +88,9 @@ def feed(service: AlertService, rooms: list[tuple[str, str]], now: datetime) -> 
     return sent
 
 
-def run(rooms: list[tuple[str, str]], overrides: list[dict[str, Any]], passes: int) -> dict:
+def run(
+    rooms: list[tuple[str, str]], overrides: list[dict[str, Any]], passes: int
+) -> dict[str, Any]:
     config = parse_central(
         {"alerts": {"alertmanager_url": None, "override": overrides}}, "bench", environ={}
     )

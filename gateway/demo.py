@@ -34,6 +34,7 @@ from gateway.agent.config import RoomConfig
 from gateway.central.alerts.service import AlertService
 from gateway.central.config import (
     DEFAULT_DATABASE,
+    AcceptSection,
     AlertsSection,
     CentralConfig,
     CentralMqttSection,
@@ -198,6 +199,8 @@ def start_ingest(url: str, mqtt5: bool, influx: InfluxSection, workdir: Path) ->
     mqtt = parse_mqtt_url(url).model_dump() | {"protocol": "5" if mqtt5 else "3.1.1"}
     config = CentralConfig(
         mqtt=CentralMqttSection.model_validate(mqtt),
+        # the simulated day runs ahead of the ingest's real clock: any sane date is fine
+        accept=AcceptSection(max_age_s=0, max_ahead_s=0),
         influx=influx,
         ingest=IngestSection(
             client_id=f"learnroom-demo-ingest-{os.getpid()}",

@@ -9,7 +9,7 @@ may come from the environment instead (DESIGN.md "CLI"): ``LEARNROOM_MQTT_USERNA
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
@@ -19,6 +19,7 @@ from pydantic import Field, PrivateAttr, ValidationError, field_validator, model
 from gateway import const
 from gateway.central.hours import OpeningHours
 from gateway.central.thresholds import RULE_NAMES, Rules
+from gateway.central.validate import Window
 from gateway.config import (
     MqttSection,
     TimeZoneName,
@@ -117,6 +118,27 @@ class IngestSection(_Config):
         if any(c in value for c in "/+#"):
             raise ValueError("a share group name has no '/', '+' or '#'")
         return value
+
+
+class AcceptSection(_Config):
+    """How far a reading's ``ts`` may lie from the central clock, for every consumer (ingest,
+    alerts, display); a reading outside is refused with a counted reason (``ts_too_old``,
+    ``ts_future``). A simulation faster than real time (``agent --simulate --speed``) sends
+    readings ahead of the clock: set both to 0 there to accept any sane date."""
+
+    #: The longest outage an outbox can hold: 200 000 messages are about two weeks of a room.
+    #: 0: no bound (either field).
+    max_age_s: float = Field(default=31 * 86400.0, ge=0, allow_inf_nan=False)
+    #: Clock skew a gateway may have (NTP-synced Pis are within seconds).
+    max_ahead_s: float = Field(default=300.0, ge=0, allow_inf_nan=False)
+
+    def window(self) -> Window | None:
+        if not self.max_age_s and not self.max_ahead_s:
+            return None
+        return Window(
+            max_age=timedelta(seconds=self.max_age_s or 1e9),
+            ahead=timedelta(seconds=self.max_ahead_s or 1e9),
+        )
 
 
 class Override(_Config):
@@ -321,6 +343,7 @@ class CentralConfig(_Config):
     #: ``~/.local/state/learnroom`` (``gateway.config.state_home``).
     state_dir: Path | None = None
     mqtt: CentralMqttSection = CentralMqttSection()
+    accept: AcceptSection = AcceptSection()
     influx: InfluxSection | None = None
     ingest: IngestSection = IngestSection()
     alerts: AlertsSection = AlertsSection()

@@ -9,6 +9,8 @@ line protocol cannot carry are cleaned first: line breaks and tabs become spaces
 trailing backslash (which would escape the separator after it) is dropped. Integers keep their
 ``i`` suffix, so a field never changes type (InfluxDB refuses a float field later written as
 integer). Non-finite floats are left out, as ``Point`` does. The borrower never becomes a point.
+Only the fields this table names reach a point: what a newer gateway adds is ignored here
+(``validate.check`` has already dropped and counted it).
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from gateway.models import EventsEnvelope, LockersEnvelope
+from gateway.models import EVENT_TYPES, EventsEnvelope, LockersEnvelope
 
 AnyEnvelope = Any  # one of the envelope models; kept loose for the table below
 
@@ -170,8 +172,10 @@ def _lockers(env: LockersEnvelope, locker: str | None) -> list[Row | None]:
 
 def _events(env: EventsEnvelope) -> list[Row | None]:
     d = env.data
-    if d.locker is None:
-        return []  # roaming, resets, badges at the reader: not locker events
+    if d.locker is None or d.type not in EVENT_TYPES:
+        # roaming, resets, badges at the reader: not locker events; a type from a newer
+        # gateway is no tag value until this table knows it (one series per invented name)
+        return []
     # one event, counted: the borrower's pseudonym never reaches the database
     head = _head(LOCKER_EVENT.measurement, env, locker=d.locker, slot=d.slot, type=d.type)
     return [_fields(head, {"count": 1}, ints=LOCKER_EVENT.ints)]

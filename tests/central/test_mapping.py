@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -157,7 +158,8 @@ any_text = st.text(max_size=24)
     rssi=st.floats(-120, 0),
     bitrate=finite.filter(lambda f: f >= 0) | st.none(),
     ok=st.booleans(),
-    slot=st.text(min_size=1, max_size=32),
+    # slot ids are ids now (models.ID_PATTERN); ssid, bssid and the locker sub stay any text
+    slot=st.from_regex(r"[A-Za-z0-9][A-Za-z0-9_-]{0,31}", fullmatch=True),
     locker=any_text.filter(bool),
     people=st.integers(0, 2**40) | st.none(),
 )
@@ -178,3 +180,109 @@ def test_lines_equal_influxdb_clients_point_for_any_values(
                 point = point.field(name, field)
             point = point.time(row.time_ms, WritePrecision.MS)
             assert row.line() == point.to_line_protocol()
+
+
+# -- forward compatibility: what a newer gateway adds never changes what is stored ----------
+
+_finite = st.floats(allow_nan=False, allow_infinity=False)
+_opt = st.none() | st.floats(0, 100)
+_id = st.from_regex(r"[a-z0-9][a-z0-9_-]{0,8}", fullmatch=True)
+_KNOWN_DATA = st.one_of(
+    st.builds(
+        OccupancyData,
+        people=st.none() | st.integers(0, 2**63 - 1),
+        occupied=st.booleans(),
+        seats_free=st.none() | st.integers(0, 500),
+    ),
+    st.builds(EnvironmentData, co2_ppm=st.none() | st.floats(0, 40000), humidity_pct=_opt),
+    st.builds(
+        WifiData,
+        ssid=st.none() | st.text(max_size=32),
+        bssid=st.none() | st.text(max_size=17),
+        rssi_dbm=st.none() | st.floats(-120, 0),
+        ok=st.booleans(),
+    ),
+    st.builds(
+        HealthData,
+        uptime_s=st.floats(0, 1e12),
+        cpu_temp_c=st.none() | _finite,
+        outbox_depth=st.integers(0, 2**63 - 1),
+        outbox_dropped=st.integers(0, 10),
+    ),
+    st.builds(StatusData, online=st.booleans(), version=st.none() | st.text(max_size=20)),
+    st.builds(
+        LockerData,
+        door_open=st.booleans(),
+        slots=st.lists(
+            st.builds(
+                SlotState, slot=_id, present=st.booleans(), charging=st.none() | st.booleans()
+            ),
+            max_size=4,
+        ),
+    ),
+    st.builds(
+        EventData,
+        type=st.sampled_from(["checkout", "return", "door_opened", "roamed"]),
+        locker=st.none() | _id,
+        slot=st.none() | _id,
+    ),
+    st.builds(
+        AlertData,
+        rule=st.just("co2"),
+        severity=st.sampled_from(["info", "warning", "critical"]),
+        firing=st.booleans(),
+        message=st.text(max_size=20),
+    ),
+)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | _finite | st.text(max_size=10),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
+    ),
+    max_leaves=10,
+)
+_extras = st.dictionaries(st.text(min_size=1, max_size=12), _json, max_size=4)
+
+
+def _add(target: dict, extras: dict) -> list[str]:
+    """Add the extras whose names the target does not have; return those names."""
+    added = [k for k in extras if k not in target]
+    target.update({k: extras[k] for k in added})
+    return added
+
+
+@given(_KNOWN_DATA, _extras, _extras, _extras)
+def test_extra_fields_anywhere_store_exactly_what_the_message_without_them_stores(
+    data, at_envelope, at_data, at_slot
+):
+    """Any valid message plus arbitrary extra fields maps to the same lines (DESIGN.md
+    "Compatibility"), and every extra name is reported for counting."""
+    from gateway.central.validate import Accepted, check
+
+    kind = env(data).kind
+    sub = {"lockers": "/tablets", "alerts": "/co2"}.get(kind, "")
+    topic = f"learnroom/v1/site-a/room-1/{kind}{sub}"
+    plain = env(data).model_dump_json()
+    wire = json.loads(plain)
+    expected = list(_add(wire, at_envelope))
+    expected += [f"data.{n}" for n in _add(wire["data"], at_data)]
+    if kind == "lockers" and wire["data"]["slots"]:
+        expected += [f"data.slots.{n}" for n in _add(wire["data"]["slots"][0], at_slot)]
+    now = TS + timedelta(minutes=1)
+    before = check(topic, plain.encode(), now=now)
+    after = check(topic, json.dumps(wire).encode(), now=now)
+    assert isinstance(before, Accepted)
+    assert isinstance(after, Accepted), after
+    assert to_lines(after.envelope, after.topic.sub) == to_lines(before.envelope, before.topic.sub)
+    assert sorted(after.unknown) == sorted(expected)
+
+
+def test_an_event_type_from_a_newer_gateway_is_no_point():
+    from gateway.central.validate import Accepted, check
+
+    wire = json.loads(env(EventData(type="checkout", locker="a", slot="1")).model_dump_json())
+    wire["data"]["type"] = "self_destruct"
+    result = check("learnroom/v1/site-a/room-1/events", json.dumps(wire).encode(), now=TS)
+    assert isinstance(result, Accepted)
+    assert to_lines(result.envelope) == []
+    assert result.unknown == ("data.type=self_destruct",)

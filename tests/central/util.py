@@ -35,6 +35,8 @@ def central_config(
     return parse_central(
         {
             "mqtt": {"host": mosquitto.host, "port": mosquitto.port},
+            # readings at fixed dates (T0) and simulated days: no window around today's clock
+            "accept": {"max_age_s": 0, "max_ahead_s": 0},
             "influx": {"url": influxd.url, "database": DB, "attempts": 2},
             "ingest": {
                 "metrics_port": 0,

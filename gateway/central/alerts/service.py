@@ -105,6 +105,7 @@ class AlertService:
         self.writer = writer
         self.clock = clock
         self.prefix = config.mqtt.prefix
+        self.window = config.accept.window()
         self.rooms: dict[tuple[str, str], Room] = {}
         self._started = False
         self._unsent_resolved: list[dict[str, Any]] = []
@@ -140,7 +141,7 @@ class AlertService:
         return self.rooms[key]
 
     def on_message(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
-        result = check(topic, payload, self.prefix)
+        result = check(topic, payload, self.prefix, now=self.clock(), window=self.window)
         if not isinstance(result, Accepted):
             return  # the ingest counts what is refused; alerts only need what is valid
         env, sub = result.envelope, result.topic.sub

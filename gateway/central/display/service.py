@@ -79,6 +79,7 @@ class Hub:
         self.clock = clock
         self.calendars = calendars
         self.prefix = config.mqtt.prefix
+        self.window = config.accept.window()
         self.listed: dict[tuple[str, str], DisplayRoom] = {
             (r.site, r.room): r for r in self.settings.rooms
         }
@@ -123,7 +124,7 @@ class Hub:
     def on_message(self, topic: str, payload: bytes, *, retained: bool = False) -> bool:
         """Take one message; True when a room's state changed."""
         self.messages.inc()
-        result = check(topic, payload, self.prefix)
+        result = check(topic, payload, self.prefix, now=self.clock(), window=self.window)
         if not isinstance(result, Accepted):
             return False
         env, sub = result.envelope, result.topic.sub

@@ -8,11 +8,20 @@ arrives; a hole that lies more than ``settle`` numbers below the highest seen co
 An in-order stream is one range, so memory stays tiny; at most ``max_ranges`` ranges are kept
 (the oldest holes are settled as lost first). Numbers below the first one seen are no loss:
 the ingest cannot know where a gateway was when the ingest started.
+
+The state is bounded, because the names and numbers come from senders: a gateway not heard
+from for ``idle_s`` is forgotten (it starts afresh when it returns); at most ``max_gateways``
+are tracked and the messages of any beyond are counted in ``untracked``; a number more than
+``max_jump`` away from everything seen (a corrupted counter, or ``seq = 2**62``) restarts
+the gateway's ranges there and is counted in ``jumps`` instead of leaving ``missing`` at
+quintillions until the gateway catches up.
 """
 
 from __future__ import annotations
 
+import time
 from bisect import bisect_right
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 
@@ -24,6 +33,9 @@ class GatewaySeqs:
     duplicates: int = 0
     lost: int = 0
     resets: int = 0
+    jumps: int = 0
+    #: the tracker's clock when this gateway was last seen
+    seen: float = 0.0
 
     @property
     def highest(self) -> int:
@@ -35,28 +47,74 @@ class Observation:
     duplicate: bool = False
     newly_lost: int = 0
     reset: bool = False
+    jump: bool = False
+    #: over ``max_gateways``: not accounted
+    untracked: bool = False
 
 
 class SeqTracker:
-    def __init__(self, *, settle: int = 10_000, max_ranges: int = 1000) -> None:
+    def __init__(
+        self,
+        *,
+        settle: int = 10_000,
+        max_ranges: int = 1000,
+        max_gateways: int = 20_000,
+        idle_s: float = 7 * 86_400.0,
+        max_jump: int = 1_000_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``max_jump``: five times what an outbox holds by default (200 000 messages), so a
+        real outage's hole is always counted; ``idle_s``: a week, longer than a holiday."""
         self.settle = settle
         self.max_ranges = max_ranges
+        self.max_gateways = max_gateways
+        self.idle_s = idle_s
+        self.max_jump = max_jump
+        self.clock = clock
+        #: in order of last sighting, oldest first, so idle ones are found at the front
         self.gateways: dict[tuple[str, str], GatewaySeqs] = {}
+        self.untracked = 0
+        self.expired = 0
+        self.jumps = 0
 
     def observe(self, site: str, room: str, seq: int, *, replay: bool = False) -> Observation:
         """``replay``: the broker's stored (retained) copy handed out on subscribe; seeing it
         again is not the gateway sending twice."""
-        gw = self.gateways.get((site, room))
+        now = self.clock()
+        key = (site, room)
+        gw = self.gateways.pop(key, None)
+        self._expire(now)
         if gw is None:
-            self.gateways[(site, room)] = GatewaySeqs(ranges=[[seq, seq]])
+            if len(self.gateways) >= self.max_gateways:
+                self.untracked += 1
+                return Observation(untracked=True)
+            self.gateways[key] = GatewaySeqs(ranges=[[seq, seq]], seen=now)
             return Observation()
+        self.gateways[key] = gw  # to the end: the most recently seen
+        gw.seen = now
         ranges = gw.ranges
+        if seq > gw.highest + self.max_jump or seq < ranges[0][0] - self.max_jump:
+            self.gateways[key] = GatewaySeqs(
+                ranges=[[seq, seq]],
+                seen=now,
+                duplicates=gw.duplicates,
+                lost=gw.lost,
+                resets=gw.resets,
+                jumps=gw.jumps + 1,
+            )
+            self.jumps += 1
+            return Observation(jump=True)
         i = bisect_right(ranges, [seq, float("inf")]) - 1  # last range starting at or below
         if i >= 0 and seq <= ranges[i][1]:
             if seq <= 1 < gw.highest - self.settle and not replay:
                 # 0 again, long after: the gateway lost its outbox (a new SD card)
-                self.gateways[(site, room)] = GatewaySeqs(
-                    ranges=[[seq, seq]], resets=gw.resets + 1, lost=gw.lost
+                self.gateways[key] = GatewaySeqs(
+                    ranges=[[seq, seq]],
+                    seen=now,
+                    duplicates=gw.duplicates,
+                    lost=gw.lost,
+                    resets=gw.resets + 1,
+                    jumps=gw.jumps,
                 )
                 return Observation(reset=True)
             if not replay:
@@ -64,6 +122,16 @@ class SeqTracker:
             return Observation(duplicate=not replay)
         self._insert(gw, i, seq)
         return Observation(newly_lost=self._settle(gw))
+
+    def _expire(self, now: float) -> None:
+        """Forget gateways idle for ``idle_s``; the front of the dict is the oldest sighting."""
+        horizon = now - self.idle_s
+        while self.gateways:
+            key, gw = next(iter(self.gateways.items()))
+            if gw.seen > horizon:
+                return
+            del self.gateways[key]
+            self.expired += 1
 
     @staticmethod
     def _insert(gw: GatewaySeqs, i: int, seq: int) -> None:

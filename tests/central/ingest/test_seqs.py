@@ -56,7 +56,7 @@ def test_a_gateway_starting_over_is_a_reset_not_thousands_of_duplicates():
 
 
 def test_a_hole_is_lost_once_the_gateway_is_far_past_it():
-    tracker = SeqTracker(settle=10)
+    tracker = SeqTracker(settle=10, max_jump=2_000_000)
     feed(tracker, [0, 1_000_001])
     assert tracker.missing("s", "a") == 1_000_000
     feed(tracker, list(range(1_000_002, 1_000_013)))
@@ -83,3 +83,43 @@ def test_seeing_the_brokers_retained_copy_again_is_no_duplicate():
     feed(tracker, [0, 1, 2])
     tracker.observe("s", "a", 2, replay=True)
     assert tracker.gateways[("s", "a")].duplicates == 0
+
+
+def test_an_absurd_jump_restarts_the_ranges_instead_of_a_quintillion_missing():
+    tracker = SeqTracker(settle=10, max_jump=1000)
+    feed(tracker, [0, 1, 2, 2**62, 2**62 + 1])
+    gw = tracker.gateways[("s", "a")]
+    assert (gw.missing, gw.jumps, tracker.jumps) == (0, 1, 1)
+    feed(tracker, [5])  # and back: the counter was corrupt, or an old copy
+    assert tracker.missing("s", "a") == 0
+    assert tracker.gateways[("s", "a")].jumps == 2
+    feed(tracker, [6, 8])  # an ordinary hole still counts
+    assert tracker.missing("s", "a") == 1
+
+
+def test_idle_gateways_are_forgotten_and_the_number_tracked_is_capped():
+    now = [0.0]
+    tracker = SeqTracker(max_gateways=3, idle_s=100, clock=lambda: now[0])
+    for room in ("a", "b", "c"):
+        tracker.observe("s", room, 0)
+    assert tracker.observe("s", "d", 0).untracked
+    assert tracker.untracked == 1
+    assert ("s", "d") not in tracker.gateways
+    now[0] = 60.0
+    tracker.observe("s", "a", 1)  # a stays busy
+    now[0] = 130.0
+    assert not tracker.observe("s", "d", 0).untracked, "b and c went idle and were forgotten"
+    assert set(tracker.gateways) == {("s", "a"), ("s", "d")}
+    assert tracker.expired == 2
+    assert tracker.gateways[("s", "a")].ranges == [[0, 1]]
+
+
+@given(st.lists(st.tuples(st.integers(0, 50), st.integers(0, 2**63 - 1)), max_size=300))
+def test_state_stays_bounded_for_any_sender(messages: list[tuple[int, int]]):
+    tracker = SeqTracker(max_gateways=10, max_ranges=5, max_jump=10_000)
+    for room, seq in messages:
+        tracker.observe("s", str(room), seq)
+    assert len(tracker.gateways) <= 10
+    for gw in tracker.gateways.values():
+        assert len(gw.ranges) <= 5
+        assert 0 <= gw.missing <= 5 * 10_000
