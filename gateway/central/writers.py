@@ -3,16 +3,28 @@
 ``InfluxV1Writer`` speaks the v1 ``/write`` endpoint (InfluxDB 1.x, and the compatibility
 API of 2.x/3.x); ``InfluxV2Writer`` speaks ``/api/v2/write`` through ``influxdb-client``
 (InfluxDB 2.x, 3.x, Cloud, and VictoriaMetrics). Both send gzip bodies at millisecond precision
-and share one contract (``_BisectingWriter``): retries with capped, jittered backoff on 5xx,
-timeouts and refused connections; a status that blames the data (400, and 422 for a 2.x type
-conflict) splits the batch in halves until each bad line stands alone and is rejected with the
-server's reason, while every good line is written. Re-sending good lines is harmless: a point
-with the same measurement, tags and time overwrites itself (DESIGN.md "Flow").
+and share one contract (``_BisectingWriter``):
+
+- a write either stores lines or raises: nothing is ever reported as refused unless it is
+  proven bad on its own, because the ingest acknowledges (and so gives up) what it is told;
+- transport errors, answers that are not HTTP or are cut short, 5xx, 408 and 429 are retried
+  with capped, jittered backoff, then ``WriterUnavailableError``;
+- a status that refuses the request itself (401, 403, 404, 413, redirects, any other 4xx) and a
+  400/422 whose words blame the server and not the lines (wrong database, HTTP sent to an HTTPS
+  server, series limit) raise ``BadRequestError`` at once: splitting cannot help;
+- any other 400 (and 422 for a 2.x type conflict) splits the batch in halves until each bad line
+  stands alone, and a line is rejected with the server's reason only if, in the same write,
+  other lines were stored: if every line fails, a line stored earlier is sent again as a
+  control, and if there is none or it fails too, the server is at fault (``BadRequestError``).
+
+Re-sending good lines is harmless: a point with the same measurement, tags and time overwrites
+itself (DESIGN.md "Flow").
 """
 
 from __future__ import annotations
 
 import gzip
+import http.client
 import logging
 import random
 import time
@@ -35,16 +47,41 @@ from gateway.errors import LearnroomError
 
 _LOGGER = logging.getLogger(__name__)
 
-#: Statuses that are the request's fault, not the data's: retrying or splitting cannot help.
-_REFUSED = frozenset({401, 403, 404})
+#: Statuses worth another attempt: the server is busy, failing or asks us to come back.
+_RETRIED = frozenset({408, 429})
+#: Words of a 400/422 that refuse the whole request, whatever the lines (InfluxDB 1.x and 2.x,
+#: and Go's own answer to plain HTTP on a TLS port): the batch is held, never split.
+_WHOLE_BATCH = (
+    "http request to an https server",
+    "database not found",
+    "bucket not found",
+    "retention policy not found",
+    "max-series-per-database",
+    "max-values-per-tag",
+    "authoriz",
+    "unauthori",
+    "authenticat",
+    "too large",
+)
+
+
+def blames_the_server(text: str) -> bool:
+    """True if InfluxDB's words refuse the request for a reason that is not the lines'."""
+    lowered = text.lower()
+    return any(marker in lowered for marker in _WHOLE_BATCH)
 
 
 class WriterUnavailableError(LearnroomError, ConnectionError):
     """The database did not take the batch after every retry: keep it and try later."""
 
+    reason = "unreachable"
+
 
 class BadRequestError(LearnroomError, ValueError):
-    """InfluxDB refused the request itself (wrong database, credentials): not the data."""
+    """InfluxDB refused the request itself (wrong database, credentials, TLS, a limit), not
+    the data: keep the batch and try later, an operator has to act."""
+
+    reason = "refused"
 
 
 @dataclass
@@ -93,6 +130,11 @@ class _BisectingWriter(ABC):
         self.backoff_max_s = backoff_max_s
         self._sleep = sleep
         self._rng = rng or random.Random()
+        #: The last line the database stored: the control that tells bad lines from a bad server.
+        self._control: str | None = None
+        #: Monotonic time by which the current attempt or backoff must be over (None: idle), so
+        #: that a supervisor can tell a writer that waits from one that is stuck.
+        self.deadline: float | None = None
 
     @abstractmethod
     def _send(self, lines: list[str]) -> tuple[int, str]:
@@ -103,16 +145,42 @@ class _BisectingWriter(ABC):
         """Release the connections the writer keeps."""
 
     def write(self, lines: list[str]) -> WriteResult:
-        """Write ``lines``; bad ones come back in ``rejected``, the rest are stored."""
+        """Write ``lines``; bad ones come back in ``rejected``, the rest are stored.
+
+        Raises ``WriterUnavailableError`` or ``BadRequestError`` when the database is not
+        taking this batch: nothing of it may be given up then.
+        """
         result = WriteResult()
-        if lines:
+        if not lines:
+            return result
+        try:
             self._write(lines, result)
+            if result.rejected and not result.written:
+                self._prove_the_server_takes_lines(result)
+        finally:
+            self.deadline = None
         return result
+
+    def _prove_the_server_takes_lines(self, result: WriteResult) -> None:
+        """Every line failed alone: that blames the lines only if a known good one passes."""
+        _, reason = result.rejected[0]
+        if self._control is None:
+            raise BadRequestError(
+                f"InfluxDB refused each of {len(result.rejected)} lines and none was stored "
+                f"before to tell the lines from the server: {reason}"
+            )
+        status, text = self._post([self._control])
+        if status >= 300:
+            raise BadRequestError(
+                f"InfluxDB refuses every line, even one it stored before ({status}): {text}"
+            )
 
     def _write(self, lines: list[str], result: WriteResult) -> None:
         status, reason = self._post(lines)
         if status < 300:
             result.written += len(lines)
+            # re-sent as is, it overwrites its own point with the same values
+            self._control = lines[-1]
             return
         if len(lines) == 1:
             result.rejected.append((lines[0], reason))
@@ -121,20 +189,28 @@ class _BisectingWriter(ABC):
         self._write(lines[:mid], result)
         self._write(lines[mid:], result)
 
+    def _attempt_deadline(self) -> float:
+        """How long one attempt may take: connect and a slow answer, each within the timeout."""
+        return time.monotonic() + 2 * self.timeout_s + 5
+
     def _post(self, lines: list[str]) -> tuple[int, str]:
+        """Send until the server answers 2xx or blames the lines (the status and its reason)."""
         delay = self.backoff_s
         last = ""
         for attempt in range(1, self.attempts + 1):
+            self.deadline = self._attempt_deadline()
             status, text = self._send(lines)
-            if 0 < status < 300:
+            if 200 <= status < 300:
                 return status, ""
-            if status in self.bad_data_statuses:
+            if status in self.bad_data_statuses and not blames_the_server(text):
                 return status, text
-            if status in _REFUSED:
+            if 0 < status < 500 and status not in _RETRIED:
                 raise BadRequestError(f"InfluxDB refused the write ({status}): {text}")
             last = f"HTTP {status}: {text}" if status else text
             if attempt < self.attempts:
-                self._sleep(self._rng.uniform(delay / 2, delay))
+                wait = self._rng.uniform(delay / 2, delay)
+                self.deadline = time.monotonic() + wait + 5
+                self._sleep(wait)
                 delay = min(delay * 2, self.backoff_max_s)
         raise WriterUnavailableError(f"InfluxDB did not take {len(lines)} lines: {last}")
 
@@ -178,9 +254,10 @@ class InfluxV1Writer(_BisectingWriter):
             with urllib.request.urlopen(request, timeout=self.timeout_s) as resp:  # noqa: S310
                 return int(resp.status), ""
         except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode(errors="replace")[:500]
-        except (OSError, TimeoutError) as exc:  # refused, reset, timed out
-            return 0, str(exc)
+            return exc.code, _body(exc)
+        # refused, reset, timed out, not HTTP at all (BadStatusLine), cut short (IncompleteRead)
+        except (OSError, http.client.HTTPException) as exc:
+            return 0, f"{type(exc).__name__}: {exc}"[:500]
 
     def close(self) -> None:
         """Nothing to release: urllib opens a connection per request."""
@@ -220,14 +297,23 @@ class InfluxV2Writer(_BisectingWriter):
             )
         except ApiException as exc:  # an HTTP answer other than 2xx (status 0: TLS failed)
             return int(exc.status or 0), _reason(exc)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:  # refused, reset, timed out
-            return 0, str(exc)
+        # refused, reset, timed out, not HTTP at all, cut short (urllib3 wraps http.client's)
+        except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:
+            return 0, f"{type(exc).__name__}: {exc}"[:500]
         return 204, ""
 
     def close(self) -> None:
         """Close the client's connection pool."""
         self._api.close()  # type: ignore[no-untyped-call]
         self._client.close()  # type: ignore[no-untyped-call]
+
+
+def _body(exc: urllib.error.HTTPError) -> str:
+    """The start of an error answer's body; one cut short says so rather than raising."""
+    try:
+        return exc.read().decode(errors="replace")[:500]
+    except (OSError, http.client.HTTPException) as err:
+        return f"{exc.reason} (answer cut short: {type(err).__name__})"
 
 
 def _reason(exc: ApiException) -> str:

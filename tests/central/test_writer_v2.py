@@ -46,12 +46,13 @@ from gateway.models import (
     WifiData,
     make_envelope,
 )
+from tests.central.ingest.odd_influx import OddInflux
 
 SITE = "stadtbib"
 ROOM = "lesesaal-2"
-SSID = "Bibliothek Café, Gäste=frei"  # a space, a comma, an equals sign and non-ASCII
-LOCKER = "tablets, Süd"
-SLOT = "3 = oben"
+SSID = "Bibliothek Café, Gäste=frei"  # a space, a comma, an equals sign, non-ASCII: escaped
+LOCKER = "tablets-sued"  # locker and slot ids are slugs (DESIGN.md "Compatibility")
+SLOT = "3-oben"
 BORROWER = "0123456789abcdef0123456789abcdef"
 TOKEN = "any-token"  # noqa: S105 - VictoriaMetrics takes any token unless told otherwise
 #: Five minutes ago, on a whole millisecond that is not a whole second: inside the retention
@@ -347,3 +348,28 @@ def test_a_bad_influx_url_is_refused_saying_what_is_expected(url, token, says):
         writer_from_url(url, token=token, username=None, password=None)
     assert says in str(info.value)
     assert url in str(info.value)
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated500"])
+def test_v2_an_answer_that_is_not_http_or_is_cut_short_is_retried_then_unavailable(mode):
+    waits: list[float] = []
+    with OddInflux(mode=mode) as odd:
+        writer = InfluxV2Writer(odd.url, TOKEN, "o", "b", attempts=3, sleep=waits.append)
+        with pytest.raises(WriterUnavailableError, match="did not take"):
+            writer.write(every_kind())
+        writer.close()
+    assert len(waits) == 2
+
+
+@pytest.mark.parametrize(("mode", "says"), [("https", "HTTPS server"), ("series", "max-series")])
+def test_v2_a_400_for_the_whole_request_is_held_not_split(mode, says):
+    with OddInflux(mode=mode) as odd, pytest.raises(BadRequestError, match=says):
+        InfluxV2Writer(odd.url, TOKEN, "o", "b", sleep=lambda _: None).write(every_kind())
+    assert odd.requests == 1
+
+
+def test_v2_lines_all_refused_with_nothing_stored_before_are_held(stub: InfluxV2Stub):
+    writer = InfluxV2Writer(stub.url, TOKEN, "o", "b")
+    with pytest.raises(BadRequestError, match="none was stored before"):
+        writer.write(["garbage 1", "garbage 2"])
+    assert writer.write([*every_kind(), "garbage 3"]).rejected[0][0] == "garbage 3"

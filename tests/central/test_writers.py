@@ -10,6 +10,7 @@ from gateway.central.mapping import to_lines
 from gateway.central.writers import BadRequestError, InfluxV1Writer, WriterUnavailableError
 from gateway.launch.influxd import Influxd
 from gateway.models import OccupancyData, make_envelope
+from tests.central.ingest.odd_influx import OddInflux
 
 DB = "learnroom"
 TS = datetime(2026, 11, 22, 11, 0, tzinfo=UTC)
@@ -68,3 +69,41 @@ def test_database_down_is_retried_then_said(influx: Influxd):
 def test_wrong_database_is_not_blamed_on_the_data(influx: Influxd):
     with pytest.raises(BadRequestError, match="404"):
         InfluxV1Writer(influx.url, "no_such_db").write(lines_for("x", 1))
+
+
+@pytest.mark.parametrize("mode", ["garbage", "truncated500"])
+def test_an_answer_that_is_not_http_or_is_cut_short_is_retried_not_raised_raw(mode: str):
+    waits: list[float] = []
+    with OddInflux(mode=mode) as odd:
+        writer = InfluxV1Writer(odd.url, DB, attempts=3, sleep=waits.append, timeout_s=2)
+        with pytest.raises(WriterUnavailableError, match="did not take 5 lines"):
+            writer.write(lines_for("odd", 5))
+    assert (odd.requests, len(waits)) == (3, 2)
+    assert writer.deadline is None, "idle again"
+
+
+@pytest.mark.parametrize(
+    ("mode", "says"),
+    [("https", "HTTPS server"), ("series", "max-series-per-database")],
+)
+def test_a_400_for_the_whole_request_is_held_never_split_into_refused_lines(mode, says):
+    with OddInflux(mode=mode) as odd, pytest.raises(BadRequestError, match=says):
+        InfluxV1Writer(odd.url, DB, sleep=lambda _: None).write(lines_for("held", 8))
+    assert odd.requests == 1, "not split, not retried: an operator has to act"
+
+
+def test_lines_are_refused_only_when_others_pass(influx: Influxd):
+    good, conflict = lines_for("proof", 3), "occupancy,room=proof,site=s people=1.5 1795000000000"
+    with OddInflux(upstream=influx.url, mode="refuse_all") as odd:
+        writer = InfluxV1Writer(odd.url, DB, sleep=lambda _: None)
+        with pytest.raises(BadRequestError, match="none was stored before"):
+            writer.write(good)  # nothing proves the server takes any line
+        odd.mode = "pass"
+        assert writer.write([*good, conflict]).written == 3, "the conflict alone is refused"
+        odd.mode = "refuse_all"
+        with pytest.raises(BadRequestError, match="even one it stored before"):
+            writer.write(lines_for("proof", 2))
+        odd.mode = "pass"
+        result = writer.write([conflict])  # alone, while the control line passes
+    assert (result.written, [line for line, _ in result.rejected]) == (0, [conflict])
+    assert count(influx, "proof") == 3

@@ -14,18 +14,20 @@ writer keeps retrying the same batch, nothing is acknowledged, and the broker ho
 
 Refused messages are acknowledged with the batch they arrived in (acknowledgements stay in
 order), counted by reason and sampled to a file; they never stall the valid ones.
+
+Supervised, never pretending: a writer error that is not the database's is counted as a
+restart and the batch is retried; a loop that ends or overruns its own deadline makes
+``run`` return 1, so systemd or compose start a fresh process and the broker redelivers what
+was not acknowledged. ``/healthz`` (``health.py``) tells the two apart from legitimate waiting.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import random
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -39,26 +41,18 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from gateway.central.config import CentralConfig, subscription
+from gateway.central.ingest.health import LoopHealth, mqtt_health, serve, writer_health
+from gateway.central.ingest.samples import RejectSampler
 from gateway.central.ingest.seqs import SeqTracker
+from gateway.central.ingest.writing import Batch, BatchWriting
 from gateway.central.mapping import to_lines
-from gateway.central.validate import REASONS, Accepted, Rejected, check
+from gateway.central.validate import REASONS, Accepted, Rejected, UnknownNames, check
 from gateway.central.writers import (
-    BadRequestError,
     Writer,
-    WriterUnavailableError,
 )
 from gateway.config import tls_context
 
 _LOGGER = logging.getLogger(__name__)
-
-
-@dataclass
-class Batch:
-    lines: list[str] = field(default_factory=list)
-    #: (connection generation, mid) of each QoS 1 message, in arrival order
-    acks: list[tuple[int, int]] = field(default_factory=list)
-    messages: int = 0
-    started: float = 0.0
 
 
 @dataclass
@@ -77,46 +71,12 @@ class Stats:
     lost: int = 0
     connected: bool = False
     writer_up: bool = True
-
-
-class RejectSampler:
-    """A few refused messages per minute in a JSON-lines file, rotated at ``max_bytes``: enough
-    to see what a broken sender sends, never enough to fill the disk."""
-
-    def __init__(self, path: Path | None, per_minute: int, max_bytes: int = 1_000_000) -> None:
-        self.path = path
-        self.per_minute = per_minute
-        self.max_bytes = max_bytes
-        self._window = 0
-        self._count = 0
-        self._lock = threading.Lock()
-
-    def sample(self, reason: str, detail: str, topic: str, payload: bytes | bytearray) -> None:
-        if self.path is None or self.per_minute == 0:
-            return
-        now = time.time()
-        with self._lock:
-            window = int(now // 60)
-            if window != self._window:
-                self._window, self._count = window, 0
-            if self._count >= self.per_minute:
-                return
-            self._count += 1
-            record = {
-                "time": round(now, 3),
-                "reason": reason,
-                "detail": detail,
-                "topic": topic[:300],
-                "payload": payload[:1024].decode("utf-8", errors="replace"),
-            }
-            try:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                if self.path.exists() and self.path.stat().st_size > self.max_bytes:
-                    self.path.replace(self.path.with_name(self.path.name + ".1"))
-                with self.path.open("a", encoding="utf-8") as fh:
-                    fh.write(json.dumps(record, ensure_ascii=False) + "\n")
-            except OSError as exc:
-                _LOGGER.warning("cannot write rejected sample to %s: %s", self.path, exc)
+    #: writes held because InfluxDB did not take them, by reason (unreachable, refused, internal)
+    held: dict[str, int] = field(
+        default_factory=lambda: dict.fromkeys(("unreachable", "refused", "internal"), 0)
+    )
+    #: loops restarted in place after an error that was not the database's
+    restarts: dict[str, int] = field(default_factory=lambda: {"writer": 0})
 
 
 class _StatsCollector(Collector):
@@ -155,7 +115,34 @@ class _StatsCollector(Collector):
         )
         yield GaugeMetricFamily(p + "mqtt_connected", "1 while connected", int(s.connected))
         yield GaugeMetricFamily(
-            p + "writer_up", "0 while InfluxDB is not taking writes", int(s.writer_up)
+            p + "writer_up",
+            "0 while InfluxDB is not taking writes or the writer loop is dead or stuck",
+            int(s.writer_up and self.ingest.writer_health().ok),
+        )
+        held = CounterMetricFamily(
+            p + "writes_held",
+            "write attempts held unacknowledged for retry, by reason",
+            labels=["reason"],
+        )
+        for reason, n in list(s.held.items()):
+            held.add_metric([reason], n)
+        yield held
+        restarts = CounterMetricFamily(
+            p + "loop_restarts", "loops restarted after an unexpected error", labels=["loop"]
+        )
+        for loop, n in list(s.restarts.items()):
+            restarts.add_metric([loop], n)
+        yield restarts
+        up = GaugeMetricFamily(
+            p + "loop_up", "1 while the loop makes progress or legitimately waits", labels=["loop"]
+        )
+        for h in self.ingest.health():
+            up.add_metric([h.loop], int(h.ok))
+        yield up
+        yield GaugeMetricFamily(
+            p + "held_seconds",
+            "how long the batch being written has been held by InfluxDB not taking it",
+            self.ingest.held_seconds(),
         )
         missing = GaugeMetricFamily(
             p + "seq_missing", "seq numbers not (yet) received", labels=["site", "room"]
@@ -173,14 +160,36 @@ class _StatsCollector(Collector):
         yield missing
         yield lost
         yield dups
+        seqs = self.ingest.seqs
+        yield CounterMetricFamily(
+            p + "seq_jumps", "seq numbers far from all seen: ranges restarted", seqs.jumps
+        )
+        yield GaugeMetricFamily(p + "seq_gateways", "gateways tracked", len(seqs.gateways))
+        yield CounterMetricFamily(
+            p + "seq_untracked",
+            "messages of gateways beyond the tracking cap",
+            seqs.untracked,
+        )
+        unknown = self.ingest.unknown
+        fields = CounterMetricFamily(
+            p + "unknown_fields",
+            "fields a newer sender added: ignored, counted",
+            labels=["kind", "field"],
+        )
+        for (kind, name), n in list(unknown.fields.items()):
+            fields.add_metric([kind, name], n)
+        yield fields
+        kinds = CounterMetricFamily(
+            p + "unknown_kinds", "messages of a kind this side does not know", labels=["kind"]
+        )
+        for kind, n in list(unknown.kinds.items()):
+            kinds.add_metric([kind], n)
+        yield kinds
 
 
-def _chunks(lines: list[str], size: int) -> Iterable[list[str]]:
-    for start in range(0, len(lines), size):
-        yield lines[start : start + size]
+class Ingest(BatchWriting):
+    stats: Stats  # the writer half (writing.py) sees only its own counters
 
-
-class Ingest:
     def __init__(
         self,
         config: CentralConfig,
@@ -189,11 +198,15 @@ class Ingest:
         registry: CollectorRegistry | None = None,
         retry_s: float = 1.0,
         retry_max_s: float = 30.0,
+        grace_s: float = 10.0,
     ) -> None:
         self.config = config
         self.writer = writer
+        #: slack on every deadline a loop sets itself before it counts as stuck
+        self.grace_s = grace_s
         self.stats = Stats()
         self.seqs = SeqTracker()
+        self.unknown = UnknownNames()
         self.retry_s = retry_s
         self.retry_max_s = retry_max_s
         ing = config.ingest
@@ -219,8 +232,19 @@ class Ingest:
         self._stopping = threading.Event()
         self._closing = False
         self._writer_thread: threading.Thread | None = None
+        #: what the writer loop is doing and until when it may (monotonic); see writer_health
+        self._writer_state = "starting"
+        self._writer_detail = ""
+        self._writer_deadline: float | None = None
+        self._held_since: float | None = None
+        self._write_started = 0.0
+        self._callback_since: float | None = None
+        self._broker_refused = ""
+        self._last_message = 0.0
+        self._mqtt_started = False
         self._metrics_server: Any = None
         self._prefix = config.mqtt.prefix
+        self._window = config.accept.window()
         self.client = self._make_client()
 
     # -- MQTT ------------------------------------------------------------------------------
@@ -244,7 +268,7 @@ class Ingest:
         client.max_inflight_messages_set(20)
         client.on_connect = self._on_connect
         client.on_disconnect = self._on_disconnect
-        client.on_message = self._on_message
+        client.on_message = self._on_message_watched
         return client
 
     def _on_connect(
@@ -260,7 +284,9 @@ class Ingest:
                 "broker refused the ingest (%s): check mqtt.username/password and the ACL",
                 reason,
             )
+            self._broker_refused = str(reason)
             return
+        self._broker_refused = ""
         with self._cond:
             # acknowledgements of an earlier connection would name other messages now
             self._generation += 1
@@ -290,6 +316,14 @@ class Ingest:
         if not self._stopping.is_set():
             _LOGGER.warning("ingest lost the broker (%s); reconnecting", reason)
 
+    def _on_message_watched(
+        self, client: mqtt.Client, userdata: object, msg: mqtt.MQTTMessage
+    ) -> None:
+        """``_on_message`` with the time it started, so a callback that hangs is seen."""
+        self._callback_since = self._last_message = time.monotonic()
+        self._on_message(client, userdata, msg)
+        self._callback_since = None
+
     def _on_message(self, _client: mqtt.Client, _userdata: object, msg: mqtt.MQTTMessage) -> None:
         if self._closing:
             return  # not acknowledged: the broker sends it again to the next session
@@ -297,7 +331,8 @@ class Ingest:
         stats.received += 1
         lines: list[str] = []
         try:
-            result = check(msg.topic, msg.payload, self._prefix)
+            result = check(msg.topic, msg.payload, self._prefix, window=self._window)
+            self.unknown.count(result)
             if isinstance(result, Accepted):
                 env = result.envelope
                 lines = to_lines(env, result.topic.sub)
@@ -339,95 +374,19 @@ class Ingest:
         with self._cond:
             return self._batch.messages + self._writing
 
-    def _take_batch(self) -> Batch | None:
-        interval = self.config.ingest.batch_interval_s
-        size = self.config.ingest.batch_lines
-        with self._cond:
-            while True:
-                batch = self._batch
-                if batch.messages:
-                    due = batch.started + interval - time.monotonic()
-                    if due <= 0 or len(batch.lines) >= size or self._stopping.is_set():
-                        self._batch = Batch()
-                        self._writing = batch.messages
-                        return batch
-                elif self._stopping.is_set():
-                    return None
-                else:
-                    due = interval
-                self._cond.wait(due)
-
-    def _writer_loop(self) -> None:
-        while True:
-            batch = self._take_batch()
-            if batch is None:
-                return
-            written = self._write(batch)
-            if written:
-                self._ack(batch)
-            with self._cond:
-                self._writing = 0
-            if not written:
-                return
-
-    def _write(self, batch: Batch) -> bool:
-        """Write every line of the batch, retrying while the database is away; False only when
-        told to stop first (the broker then keeps the messages)."""
-        size = self.config.ingest.batch_lines
-        for chunk in _chunks(batch.lines, size):
-            delay = self.retry_s
-            while True:
-                started = time.monotonic()
-                try:
-                    result = self.writer.write(chunk)
-                except (WriterUnavailableError, BadRequestError) as exc:
-                    self.stats.write_failures += 1
-                    if self.stats.writer_up:
-                        _LOGGER.error(  # noqa: TRY400 - the reason is enough, no traceback
-                            "InfluxDB is not taking writes (%s); holding %d messages "
-                            "unacknowledged and retrying",
-                            exc,
-                            batch.messages,
-                        )
-                    self.stats.writer_up = False
-                    if self._stopping.wait(random.uniform(delay / 2, delay)):
-                        return False  # stopping while the database is away: the broker keeps it
-                    delay = min(delay * 2, self.retry_max_s)
-                    continue
-                self.write_seconds.observe(time.monotonic() - started)
-                self.batch_lines_hist.observe(len(chunk))
-                break
-            if not self.stats.writer_up:
-                _LOGGER.info("InfluxDB takes writes again")
-            self.stats.writer_up = True
-            self.stats.batches += 1
-            self.stats.points_written += result.written
-            for line, reason in result.rejected:
-                self.stats.points_refused += 1
-                self.sampler.sample("influx_refused", reason[:300], "", line.encode())
-        return True
-
-    def _ack(self, batch: Batch) -> None:
-        with self._cond:
-            generation = self._generation
-        acked = 0
-        for gen, mid in batch.acks:
-            if gen == generation:
-                self.client.ack(mid, 1)
-                acked += 1
-        self.stats.acked += acked
-
     # -- life cycle ------------------------------------------------------------------------
 
     def start(self) -> None:
         ing = self.config.ingest
         if ing.metrics_port:
-            from prometheus_client import start_http_server  # noqa: PLC0415
-
-            self._metrics_server, _ = start_http_server(
-                ing.metrics_port, ing.metrics_host, registry=self.registry
+            self._metrics_server = serve(
+                ing.metrics_host, ing.metrics_port, self.registry, self.health
             )
-            _LOGGER.info("metrics on http://%s:%d/metrics", ing.metrics_host, ing.metrics_port)
+            _LOGGER.info(
+                "metrics on http://%s:%d/metrics, health on /healthz",
+                ing.metrics_host,
+                ing.metrics_port,
+            )
         m = self.config.mqtt
         props = None
         if m.protocol == "5":
@@ -440,10 +399,11 @@ class Ingest:
         else:
             self.client.connect_async(m.host, m.effective_port, m.keepalive_s)
         self._writer_thread = threading.Thread(
-            target=self._writer_loop, name="ingest-writer", daemon=True
+            target=self._writer_main, name="ingest-writer", daemon=True
         )
         self._writer_thread.start()
         self.client.loop_start()
+        self._mqtt_started = True
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop taking messages, write and acknowledge what is pending (if the database takes
@@ -461,6 +421,57 @@ class Ingest:
             self._metrics_server.shutdown()
             self._metrics_server.server_close()
             self._metrics_server = None
+
+    def run(self, stop: threading.Event, check_s: float = 1.0) -> int:
+        """Start, then serve until ``stop`` is set (0) or a loop is dead or stuck (1): a process
+        that cannot do its work exits, so systemd or compose start a fresh one."""
+        self.start()
+        code = 0
+        while not stop.wait(check_s):
+            fatal = [h for h in self.health() if h.fatal]
+            if fatal:
+                for h in fatal:
+                    _LOGGER.critical(
+                        "the %s loop is %s (%s): exiting so that the ingest is started again; "
+                        "the broker keeps what was not acknowledged",
+                        h.loop,
+                        h.state,
+                        h.detail,
+                    )
+                code = 1
+                break
+        if code == 0:
+            _LOGGER.info("stopping: writing what is pending")
+        self.stop(timeout=30.0 if code == 0 else 5.0)
+        return code
+
+    def health(self) -> list[LoopHealth]:
+        return [self.mqtt_health(), self.writer_health()]
+
+    def mqtt_health(self) -> LoopHealth:
+        # paho keeps its network thread private; it sets it to None when loop_forever ends
+        thread = self.client._thread
+        return mqtt_health(
+            dead=self._mqtt_started and not self._stopping.is_set() and thread is None,
+            callback_since=self._callback_since,
+            refused=self._broker_refused,
+            connected=self.stats.connected,
+            last_message=self._last_message,
+            grace_s=self.grace_s,
+        )
+
+    def writer_health(self) -> LoopHealth:
+        thread = self._writer_thread
+        deadline = self._writer_deadline
+        if deadline is None:  # in a write: the writer's own deadline for its attempt
+            deadline = getattr(self.writer, "deadline", None) or self._write_started + 600
+        return writer_health(
+            dead=thread is not None and not thread.is_alive() and not self._stopping.is_set(),
+            state=self._writer_state,
+            detail=self._writer_detail,
+            deadline=deadline,
+            grace_s=self.grace_s,
+        )
 
     def wait_idle(self, timeout: float) -> bool:
         """True once nothing is pending: for tests and for a clean hand-over."""

@@ -1,0 +1,109 @@
+"""``/metrics`` and ``/healthz`` on the ingest's metrics port.
+
+A process that is up is not a process that works: the ingest's two loops (paho's network
+thread and the writer thread) can end or hang while the process lives on. ``/healthz`` answers
+from what each loop last said about itself, so a probe (compose, a load balancer, an operator
+with curl) sees a dead or stuck loop as 503, and a loop that legitimately waits (no messages,
+the broker or InfluxDB away and being retried) as 200 with the reason in the body.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Any
+from wsgiref.simple_server import WSGIServer, make_server
+
+from prometheus_client import CollectorRegistry, make_wsgi_app
+from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+
+#: States in which a loop cannot recover by itself: the process exits so that it is restarted.
+FATAL = frozenset({"dead", "stuck"})
+
+
+@dataclass(frozen=True)
+class LoopHealth:
+    """What one loop is doing; ``ok`` is False when it does not make progress."""
+
+    loop: str
+    ok: bool
+    state: str
+    detail: str = ""
+
+    @property
+    def fatal(self) -> bool:
+        return self.state in FATAL
+
+
+def mqtt_health(
+    *,
+    dead: bool,
+    callback_since: float | None,
+    refused: str,
+    connected: bool,
+    last_message: float,
+    grace_s: float,
+) -> LoopHealth:
+    """paho's network thread: alive, not hanging in our callback, and let in by the broker.
+    A broker out of reach is waiting (paho reconnects); refused credentials need a person."""
+    now = time.monotonic()
+    if dead:
+        return LoopHealth("mqtt", ok=False, state="dead", detail="paho's network thread ended")
+    if callback_since is not None and now - callback_since > grace_s:
+        detail = f"one message in handling for {now - callback_since:.0f} s"
+        return LoopHealth("mqtt", ok=False, state="stuck", detail=detail)
+    if refused:
+        return LoopHealth("mqtt", ok=False, state="refused", detail=f"broker refused: {refused}")
+    if not connected:
+        return LoopHealth("mqtt", ok=True, state="reconnecting", detail="broker not reached")
+    detail = f"last message {now - last_message:.0f} s ago" if last_message else "no messages yet"
+    return LoopHealth("mqtt", ok=True, state="connected", detail=detail)
+
+
+def writer_health(
+    *, dead: bool, state: str, detail: str, deadline: float | None, grace_s: float
+) -> LoopHealth:
+    """The writer thread: alive and within the deadline it set itself for what it does
+    (waiting for messages, one HTTP attempt, a backoff while InfluxDB is away)."""
+    if dead:
+        return LoopHealth("writer", ok=False, state="dead", detail="the writer thread ended")
+    if deadline is not None and time.monotonic() > deadline + grace_s:
+        return LoopHealth("writer", ok=False, state="stuck", detail=f"{state}: {detail}")
+    return LoopHealth("writer", ok=True, state=state, detail=detail)
+
+
+def health_body(loops: Iterable[LoopHealth]) -> tuple[bool, bytes]:
+    """The ``/healthz`` verdict and its JSON body: every loop's state and why."""
+    items = list(loops)
+    ok = all(h.ok for h in items)
+    loops_out = {h.loop: {"ok": h.ok, "state": h.state, "detail": h.detail} for h in items}
+    body = {"status": "ok" if ok else "failing", "loops": loops_out}
+    return ok, json.dumps(body, indent=1).encode()
+
+
+def serve(
+    host: str,
+    port: int,
+    registry: CollectorRegistry,
+    health: Callable[[], Iterable[LoopHealth]],
+) -> WSGIServer:
+    """Serve ``/healthz`` from ``health`` and everything else as Prometheus metrics, in a daemon
+    thread; ``shutdown()`` and ``server_close()`` end it."""
+    metrics = make_wsgi_app(registry)
+
+    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+        if environ.get("PATH_INFO") == "/healthz":
+            ok, body = health_body(health())
+            start_response(
+                "200 OK" if ok else "503 Service Unavailable",
+                [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
+            )
+            return [body]
+        return metrics(environ, start_response)  # type: ignore[no-any-return]
+
+    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
+    threading.Thread(target=server.serve_forever, name="ingest-metrics", daemon=True).start()
+    return server
