@@ -39,6 +39,7 @@ EXTRA_MODULES: dict[str, frozenset[str]] = {
             "icalendar",
             "recurring_ical_events",
             "cryptography",
+            "tomli_w",
         }
     ),
     "demo": frozenset({"rich", "amqtt"}),
@@ -148,6 +149,35 @@ def _add_central_commands(sub: argparse._SubParsersAction[argparse.ArgumentParse
     _add_common(display)
 
 
+def _add_provision(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``provision``: add a gateway (the default), or ``--rotate`` or ``--revoke`` it."""
+    prov = sub.add_parser(
+        "provision", help="central: a gateway's broker credentials, ACL lines and room config"
+    )
+    prov.add_argument("--site", required=True)
+    prov.add_argument("--room", required=True)
+    prov.add_argument("--out", type=Path, default=Path("provision"), help="state directory")
+    prov.add_argument("--broker-host", default="localhost", help="as the gateways reach it")
+    prov.add_argument("--port", type=int, help="broker port for the gateways (8883 with TLS)")
+    prov.add_argument("--no-tls", action="store_true", help="plain MQTT (a trusted LAN only)")
+    prov.add_argument("--cert", action="store_true", help="also a client certificate")
+    prov.add_argument(
+        "--server-name",
+        action="append",
+        default=[],
+        help="names and addresses in the broker certificate (repeatable)",
+    )
+    what = prov.add_mutually_exclusive_group()
+    what.add_argument(
+        "--revoke", action="store_true", help="remove this gateway and revoke its certificate"
+    )
+    what.add_argument(
+        "--rotate",
+        action="store_true",
+        help="a new password for this gateway (with --cert also a new certificate)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="learnroom",
@@ -168,6 +198,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--start", type=datetime.fromisoformat, help="simulated start time (ISO 8601, with zone)"
     )
     agent.add_argument("--state-dir", type=Path, help="where the outbox lives (simulation)")
+    agent.add_argument(
+        "--advertise",
+        action=argparse.BooleanOptionalAction,
+        help="announce this gateway over mDNS (default: agent.advertise for a real room; "
+        "never for --simulate, so a demo on a school laptop announces no rooms on the LAN)",
+    )
     _add_common(agent)
 
     demo = sub.add_parser("demo", help="everything on this machine with simulated rooms")
@@ -195,23 +231,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_central_commands(sub)
 
-    prov = sub.add_parser(
-        "provision", help="central: a gateway's broker credentials, ACL lines and room config"
-    )
-    prov.add_argument("--site", required=True)
-    prov.add_argument("--room", required=True)
-    prov.add_argument("--out", type=Path, default=Path("provision"), help="state directory")
-    prov.add_argument("--broker-host", default="localhost", help="as the gateways reach it")
-    prov.add_argument("--port", type=int, help="broker port for the gateways (8883 with TLS)")
-    prov.add_argument("--no-tls", action="store_true", help="plain MQTT (a trusted LAN only)")
-    prov.add_argument("--cert", action="store_true", help="also a client certificate")
-    prov.add_argument(
-        "--server-name",
-        action="append",
-        default=[],
-        help="names and addresses in the broker certificate (repeatable)",
-    )
-    prov.add_argument("--revoke", action="store_true", help="remove this gateway")
+    _add_provision(sub)
 
     schema = sub.add_parser("schema", help="print the JSON Schema of the MQTT envelope")
     schema.add_argument("--indent", type=int, default=2)
@@ -325,6 +345,12 @@ def cmd_agent(args: argparse.Namespace) -> int:
         return 2
     if args.mqtt:
         config = config.model_copy(update={"mqtt": parse_mqtt_url(args.mqtt, config.mqtt)})
+    advertise = config.agent.advertise and not args.simulate
+    if args.advertise is not None:
+        advertise = args.advertise
+    config = config.model_copy(
+        update={"agent": config.agent.model_copy(update={"advertise": advertise})}
+    )
     if args.state_dir is not None or (args.config is None and args.simulate):
         state = args.state_dir or state_home()
         path = state / f"outbox-{config.room.site}-{config.room.room}.sqlite"
@@ -363,12 +389,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    ingest = Ingest(config, writer_from_config(config.influx))
-    ingest.start()
-    stop.wait()
-    _LOGGER.info("stopping: writing what is pending")
-    ingest.stop()
-    return 0
+    # 1 when a loop died or hangs: systemd or compose start a fresh process
+    return Ingest(config, writer_from_config(config.influx)).run(stop)
 
 
 def cmd_alerts(args: argparse.Namespace) -> int:
@@ -447,7 +469,12 @@ def cmd_provision(args: argparse.Namespace) -> int:
         cert=args.cert,
         server_names=args.server_name,
     )
-    lines = prov.revoke(args.site, args.room) if args.revoke else prov.add(args.site, args.room)
+    if args.revoke:
+        lines = prov.revoke(args.site, args.room)
+    elif args.rotate:
+        lines = prov.rotate(args.site, args.room)
+    else:
+        lines = prov.add(args.site, args.room)
     for line in lines:
         print(line)
     return 0
