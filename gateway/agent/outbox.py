@@ -9,17 +9,31 @@ Why this shape:
   cannot publish a ``seq`` that a restart would hand out again.
 - An acknowledged message whose delete was not committed yet is sent again after a crash:
   at-least-once, and harmless because the central side is idempotent (DESIGN.md "Flow").
-- The size is bounded; beyond ``max_messages`` the oldest are dropped and counted.
+- The size is bounded; beyond ``max_messages`` the oldest are dropped and counted. A dropped
+  row whose PUBACK arrives afterwards was delivered after all and is counted out again: the
+  count is of readings the broker never acknowledged.
+- ``seq`` never goes back, and a damaged outbox heals (``state.py``): it is moved aside, what
+  SQLite can still read is kept, the rest is counted (``lost``), and the room goes on.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 
+from gateway.agent.state import (
+    BOOT_ID_FILE,
+    STEP,
+    Salvage,
+    SeqMark,
+    is_corruption,
+    move_aside,
+    salvage,
+)
 from gateway.errors import OutboxError
 
 _LOGGER = logging.getLogger(__name__)
@@ -33,6 +47,12 @@ CREATE TABLE IF NOT EXISTS outbox (
 );
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
 """
+#: Dropped seqs remembered, so that a late PUBACK can count one out again.
+_RECENT_DROPS = 65_536
+
+
+class _DamagedError(sqlite3.DatabaseError):
+    """``quick_check`` found damage that no statement has tripped over yet."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,15 +64,29 @@ class Row:
     live: bool
 
 
+def _quick_check(db: sqlite3.Connection) -> None:
+    result = db.execute("PRAGMA quick_check").fetchall()
+    if result != [("ok",)]:
+        raise _DamagedError("; ".join(str(r[0]) for r in result[:3]))
+
+
 class Outbox:
     """Not thread-safe: owned by the agent's event loop."""
 
-    def __init__(self, path: Path, max_messages: int) -> None:
+    def __init__(self, path: Path, max_messages: int, *, boot_id_file: Path = BOOT_ID_FILE) -> None:
         self.path = path
         self.max_messages = max_messages
+        self.mark = SeqMark(path.with_name(path.name + ".seq"), boot_id_file=boot_id_file)
         self._db: sqlite3.Connection | None = None
         self._next_seq = 0
+        self._reserved = 0
         self._dropped = 0
+        self._dropped_dirty = False
+        self._witnessed_acks = 0
+        self._recent_drops: dict[int, None] = {}
+        #: Readings lost with damaged outboxes, and rows recovered from them, since install.
+        self.lost = 0
+        self.recovered = 0
         self._committed_seq = -1
         self._count = 0  # rows in the database after the last commit
         self._puts: list[Row] = []
@@ -64,26 +98,58 @@ class Outbox:
     def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-            # rows are a few hundred bytes: 1 KiB pages mean a commit of one report tick
-            # rewrites about 1 KiB per touched page instead of 4 (only takes effect on a new file)
-            db.execute("PRAGMA page_size=1024")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            # rows are appended and deleted in order: a small page cache is enough, and RSS
-            # on a Pi is worth more than the 2 MB default
-            db.execute("PRAGMA cache_size=-256")
-            db.executescript(_SCHEMA)
+            self.mark.open()
+        except OSError as exc:
+            raise OutboxError(f"{self.mark.path}: cannot open the seq mark: {exc}") from exc
+        existed = self.path.exists() and self.path.stat().st_size > 0
+        res, wit = self.mark.reservation, self.mark.witness
+        got: Salvage | None = None
+        try:
+            db = self._connect(check=existed)
+        except sqlite3.Error as exc:
+            if not (isinstance(exc, _DamagedError) or is_corruption(exc)):
+                raise OutboxError(f"{self.path}: cannot open the outbox: {exc}") from exc
+            db, got = self._heal(exc)
+        recovered = got.rows if got else []
+        healed = got is not None
+        dropped_aside = got.dropped if got else 0
+        try:
             meta = dict(db.execute("SELECT key, value FROM meta").fetchall())
             max_row = db.execute("SELECT MAX(seq), COUNT(*) FROM outbox").fetchone()
         except sqlite3.Error as exc:
-            raise OutboxError(f"{self.path}: cannot open the outbox: {exc}") from exc
+            db.close()
+            raise OutboxError(f"{self.path}: cannot read the outbox: {exc}") from exc
         self._db = db
         self._count = int(max_row[1])
         highest = -1 if max_row[0] is None else int(max_row[0])
-        self._next_seq = max(int(meta.get("next_seq", 0)), highest + 1)
+        outbox_next = max(int(meta.get("next_seq", 0)), highest + 1)
+        self._next_seq = max(outbox_next, self._mark_next())
         self._committed_seq = self._next_seq - 1
-        self._dropped = int(meta.get("dropped", 0))
+        lost_now = 0
+        rolled_back = wit is not None and wit.next_seq > outbox_next
+        if wit is not None and (healed or not existed or rolled_back):
+            # the witness counted the rows of the last commit: those not here any more, but
+            # no more than were still waiting for the broker (the rest was delivered)
+            # (an upper bound: which rows were the waiting ones is not known)
+            gone = wit.rows - self._count
+            if rolled_back and not healed and existed:
+                gone = min(gone, wit.next_seq - outbox_next)  # only the newest commits went
+            lost_now = max(0, min(wit.waiting, gone))
+        self.lost = (res.lost if res else 0) + lost_now
+        self.recovered = (res.recovered if res else 0) + len(recovered)
+        self._dropped = max(int(meta.get("dropped", 0)), dropped_aside, res.dropped if res else 0)
+        if lost_now or healed or rolled_back:
+            _LOGGER.error(
+                "outbox %s: %d rows recovered, about %d readings lost (%d so far); seq goes on "
+                "at %d",
+                self.path,
+                len(recovered),
+                lost_now,
+                self.lost,
+                self._next_seq,
+            )
+        self._reserve(self._next_seq + STEP)
+        self._witness()
         _LOGGER.info(
             "outbox %s: %d waiting, next seq %d, %d dropped so far",
             self.path,
@@ -92,11 +158,101 @@ class Outbox:
             self._dropped,
         )
 
+    def _heal(self, exc: sqlite3.Error) -> tuple[sqlite3.Connection, Salvage]:
+        """Move the damaged file aside, start a new one with every row that still reads."""
+        _LOGGER.error(
+            "%s is damaged (%s): moving it aside, recovering what reads, starting anew",
+            self.path,
+            exc,
+        )
+        aside = move_aside(self.path)
+        res, wit = self.mark.reservation, self.mark.witness
+        hi = max(res.reserved if res else 0, wit.next_seq if wit else 0)
+        got = salvage(aside, max(0, hi - 2 * self.max_messages - STEP), hi)
+        try:
+            db = self._connect(check=False)
+            db.execute("BEGIN")
+            db.executemany(
+                "INSERT OR REPLACE INTO outbox (seq, topic, payload, live) VALUES (?,?,?,?)",
+                got.rows,
+            )
+            db.execute("COMMIT")
+        except sqlite3.Error as exc2:
+            raise OutboxError(f"{self.path}: cannot start a new outbox: {exc2}") from exc2
+        return db, got
+
+    def _mark_next(self) -> int:
+        """The next seq by the mark: above every number that may have left this gateway."""
+        res, wit = self.mark.reservation, self.mark.witness
+        if res is not None and res.clean:
+            return res.reserved  # exact, written by a clean stop
+        if self.mark.witness_trusted and wit is not None:
+            return wit.next_seq  # exact: a crash on this boot keeps the page cache
+        return res.reserved if res is not None else 0  # a power cut: jump the reservation
+
+    def _connect(self, *, check: bool) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            # rows are a few hundred bytes: 1 KiB pages mean a commit of one report tick
+            # rewrites about 1 KiB per touched page instead of 4 (only takes effect on a new file)
+            db.execute("PRAGMA page_size=1024")
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            # rows are appended and deleted in order: a small page cache is enough, and RSS
+            # on a Pi is worth more than the 2 MB default
+            db.execute("PRAGMA cache_size=-256")
+            if check:
+                # a damaged page would otherwise surface mid-replay, as a crash loop
+                _quick_check(db)
+            db.executescript(_SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _reserve(self, upto: int) -> None:
+        try:
+            self.mark.reserve(upto, lost=self.lost, recovered=self.recovered, dropped=self._dropped)
+        except OSError as exc:
+            raise OutboxError(f"{self.mark.path}: cannot reserve seq numbers: {exc}") from exc
+        self._reserved = upto
+
+    def _witness(self) -> None:
+        try:
+            waiting = max(0, self._count - len(self._acks))
+            self._witnessed_acks = len(self._acks)
+            self.mark.witness_write(self._next_seq, self._count, waiting)
+        except OSError as exc:  # the reservation still holds: at worst a jump after a crash
+            _LOGGER.warning("%s: cannot update the seq witness: %s", self.mark.path, exc)
+
     def close(self) -> None:
         if self._db is not None:
-            self.flush()
-            self._db.close()
-            self._db = None
+            try:
+                self.flush()
+            finally:
+                self._db.close()
+                self._db = None
+            # a clean stop: the next start continues at exactly this number
+            with contextlib.suppress(OutboxError):
+                self.mark.reserve(
+                    self._next_seq,
+                    clean=True,
+                    lost=self.lost,
+                    recovered=self.recovered,
+                    dropped=self._dropped,
+                )
+            self._witness()
+        self.mark.close()
+
+    @property
+    def faults(self) -> list[str]:
+        """Figures of damaged outboxes for ``health.faults``: cumulative, never forgotten."""
+        out = []
+        if self.lost:
+            out.append(f"outbox_lost:{self.lost}")
+        if self.recovered:
+            out.append(f"outbox_recovered:{self.recovered}")
+        return out
 
     def __enter__(self) -> Outbox:
         self.open()
@@ -119,6 +275,8 @@ class Outbox:
     # -- writing ---------------------------------------------------------------------------
     def allocate_seq(self) -> int:
         seq = self._next_seq
+        if seq >= self._reserved:
+            self._reserve(seq + STEP)  # durable before the number can leave the gateway
         self._next_seq += 1
         return seq
 
@@ -128,6 +286,12 @@ class Outbox:
 
     def ack(self, seq: int) -> None:
         """The broker has the message; delete it with the next commit."""
+        if seq in self._recent_drops:
+            # dropped while in flight, yet delivered: not a loss after all
+            del self._recent_drops[seq]
+            self._dropped -= 1
+            self._dropped_dirty = True
+            return
         self._acks.add(seq)
 
     @property
@@ -151,7 +315,9 @@ class Outbox:
         if not deletes and self._count + len(self._puts) > self.max_messages:
             deletes = True  # acknowledged rows make room before any unsent one is dropped
         acks = self._acks if deletes else set()
-        if not self._puts and not acks:
+        if not self._puts and not acks and not self._dropped_dirty:
+            if len(self._acks) != self._witnessed_acks:
+                self._witness()  # PUBACKs since the last commit: "waiting" stays honest
             return []
         puts = self._puts
         db = self.db
@@ -168,16 +334,18 @@ class Outbox:
                 deleted = max(cur.rowcount, 0)
             count = self._count + len(puts) - deleted
             dropped_now = 0
+            gone: list[tuple[int]] = []
             if count > self.max_messages:
                 excess = count - self.max_messages
-                cur = db.execute(
-                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?)",
+                gone = db.execute(
+                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) "
+                    "RETURNING seq",
                     (excess,),
-                )
-                dropped_now = max(cur.rowcount, 0)
+                ).fetchall()
+                dropped_now = len(gone)
                 count -= dropped_now
             meta = [("next_seq", self._next_seq)]
-            if dropped_now:
+            if dropped_now or self._dropped_dirty:
                 meta.append(("dropped", self._dropped + dropped_now))
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
             db.execute("COMMIT")
@@ -190,8 +358,14 @@ class Outbox:
         if deletes:
             self._acks = set()
         self._count = count
+        self._dropped_dirty = False
+        self._witness()
         if dropped_now:
             self._dropped += dropped_now
+            for (seq,) in sorted(gone)[:_RECENT_DROPS]:
+                self._recent_drops[int(seq)] = None
+            while len(self._recent_drops) > _RECENT_DROPS:
+                del self._recent_drops[next(iter(self._recent_drops))]
             _LOGGER.warning(
                 "outbox full (%d messages): dropped the %d oldest", self.max_messages, dropped_now
             )

@@ -4,6 +4,9 @@ Per bank a door switch, per slot a presence switch and optionally a charging inp
 going empty is a checkout, refilled a return. The borrower is the pseudonym of the last badge
 accepted at the reader shortly before (see ``badge.py``); the clear ID never leaves
 ``_on_badge``. Open loans are kept in a small JSON file so a restart forgets no due time.
+A file that is not a valid loans document (a power cut, a hand edit) is moved aside and
+reported as the ``loans_file`` fault, never a crash loop: slots found empty at start become
+loans again with a fresh due time.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 from gateway.agent.config import LockerConfig, LockersSection, RoomSection
 from gateway.agent.sources.badge import BadgeReader, pseudonymise
 from gateway.agent.sources.base import Sink
+from gateway.agent.state import move_file_aside
 from gateway.clock import Clock
 from gateway.models import EventData, LockerData, SlotState
 
@@ -33,6 +37,30 @@ class Loan:
     borrower: str | None
     due: str  # ISO 8601
     overdue_reported: bool = False
+
+
+def parse_loans(raw: object) -> dict[str, Loan]:
+    """The loans document, or ValueError saying what is wrong with it."""
+    if not isinstance(raw, dict):
+        # a document of the wrong shape is bad data, as broken JSON is: one error for both
+        raise ValueError(f"expected an object of loans, found {type(raw).__name__}")  # noqa: TRY004
+    loans = {}
+    for key, value in raw.items():
+        if not isinstance(value, dict) or "/" not in key:
+            raise ValueError(f"loan {key!r} is not a locker/slot with an object")
+        borrower, due, reported = (
+            value.get("borrower"),
+            value.get("due"),
+            value.get("overdue_reported", False),
+        )
+        if set(value) - {"borrower", "due", "overdue_reported"}:
+            raise ValueError(f"loan {key!r} has unknown fields")
+        if not (borrower is None or isinstance(borrower, str)) or not isinstance(reported, bool):
+            raise ValueError(f"loan {key!r} has a bad borrower or overdue flag")
+        if not isinstance(due, str) or datetime.fromisoformat(due).tzinfo is None:
+            raise ValueError(f"loan {key!r}: due {due!r} is not a time with a zone")
+        loans[key] = Loan(borrower, due, reported)
+    return loans
 
 
 @dataclass
@@ -85,6 +113,8 @@ class LockersSource:
         self.badge_reader = badge_reader
         self._secret = secret or b""
         self.state_path = state_path
+        #: Why the loans file was moved aside at start, reported once ``run`` has a sink.
+        self.load_problem: str | None = None
         self.loans: dict[str, Loan] = self._load()
         self._banks: list[_Bank] = []
         self._wake = asyncio.Event()
@@ -98,12 +128,28 @@ class LockersSource:
         if self.state_path is None or not self.state_path.exists():
             return {}
         try:
-            raw = json.loads(self.state_path.read_text())
-            return {k: Loan(**v) for k, v in raw.items()}
-        except (OSError, ValueError, TypeError) as exc:
+            text = self.state_path.read_text()
+        except OSError as exc:  # unreadable, not damaged: leave it for someone to look at
             _LOGGER.warning(
                 "%s: cannot read open loans (%s); starting without", self.state_path, exc
             )
+            self.load_problem = f"unreadable: {exc}"
+            return {}
+        try:
+            return parse_loans(json.loads(text))
+        except ValueError as exc:
+            try:
+                aside = move_file_aside(self.state_path)
+            except OSError as move_exc:
+                _LOGGER.warning("%s: cannot move it aside: %s", self.state_path, move_exc)
+                aside = self.state_path
+            _LOGGER.error(  # noqa: TRY400 - what is wrong with the file is the story
+                "%s is not a valid loans file (%s): moved aside to %s, starting without",
+                self.state_path,
+                exc,
+                aside.name,
+            )
+            self.load_problem = f"moved aside to {aside.name}: {exc}"
             return {}
 
     def _save(self) -> None:
@@ -202,6 +248,8 @@ class LockersSource:
         now = self.clock.now()
         for key, loan in self.loans.items():
             due = datetime.fromisoformat(loan.due)
+            if due.tzinfo is None:  # never written so; read as the room's time, not a crash
+                due = due.replace(tzinfo=self.room.tz)
             if not loan.overdue_reported and now >= due:
                 bank, slot = key.split("/", 1)
                 loan.overdue_reported = True
@@ -240,6 +288,8 @@ class LockersSource:
     async def run(self, sink: Sink) -> None:
         if not self.config.banks:
             return
+        if self.load_problem is not None:
+            sink.fault("loans_file", self.load_problem)
         self._open(asyncio.get_running_loop())
         try:
             async with asyncio.TaskGroup() as tg:
