@@ -97,6 +97,10 @@ class StuckRule(Rule):
     tolerance_ppm: float = Field(default=2.0, ge=0)
 
 
+class FaultRule(Rule):
+    """Bad while the gateway's ``health.faults`` lists the fault the rule is named after."""
+
+
 class DroppingRule(Rule):
     """The gateway's outbox dropped readings; resolves after ``quiet_s`` without new drops."""
 
@@ -126,6 +130,12 @@ class Rules(_Config):
     sensor_stuck: StuckRule = StuckRule()
     outbox_filling: AboveRule = AboveRule(threshold=1000, clear=100, for_s=300)
     outbox_dropping: DroppingRule = DroppingRule(severity="critical")
+    #: readings lost with a damaged outbox or one rolled back by a power cut (``outbox_lost:N``)
+    outbox_lost: DroppingRule = DroppingRule(severity="critical")
+    #: the lockers' loans file was unreadable and moved aside: loans may be missing
+    loans_file_damaged: FaultRule = FaultRule()
+    #: another gateway uses this room's identity (a cloned SD card, a copied config)
+    twin_gateway: FaultRule = FaultRule(severity="critical")
 
 
 RULE_NAMES: tuple[str, ...] = tuple(Rules.model_fields)

@@ -25,6 +25,7 @@ from gateway.central.thresholds import (
     AboveRule,
     AfterRule,
     DroppingRule,
+    FaultRule,
     RangeRule,
     Rule,
     Rules,
@@ -63,6 +64,8 @@ class RoomState:
     overdue: dict[tuple[str, str], datetime | None] = field(default_factory=dict)
     health: HealthData | None = None
     dropped_at: datetime | None = None
+    #: when the gateway last reported more readings lost with a damaged outbox
+    lost_at: datetime | None = None
 
     def seen(self, when: datetime) -> None:
         if self.last_seen is None or when > self.last_seen:
@@ -95,6 +98,10 @@ class RoomState:
     def set_health(self, data: HealthData, when: datetime) -> None:
         if self.health is not None and data.outbox_dropped > self.health.outbox_dropped:
             self.dropped_at = when
+        if self.health is not None and _counted(data, "outbox_lost") > _counted(
+            self.health, "outbox_lost"
+        ):
+            self.lost_at = when
         self.health = data
 
 
@@ -313,6 +320,53 @@ def check_outbox_dropping(room: RoomState, s: DroppingRule, now: datetime) -> It
     )
 
 
+def _counted(health: HealthData, fault: str) -> int:
+    """N of a ``fault:N`` entry in ``health.faults`` (a count since install), 0 without one."""
+    for entry in health.faults:
+        name, _, count = entry.partition(":")
+        if name == fault and count.isdigit():
+            return int(count)
+    return 0
+
+
+def _faulted(room: RoomState, fault: str) -> Verdict:
+    if room.health is None:
+        return Verdict.HOLD
+    listed = any(f == fault or f.startswith(fault + ":") for f in room.health.faults)
+    return Verdict.BAD if listed else Verdict.GOOD
+
+
+def check_outbox_lost(room: RoomState, s: DroppingRule, now: datetime) -> Iterator[Finding]:
+    if room.health is None:
+        return
+    recent = room.lost_at is not None and (now - room.lost_at).total_seconds() < s.quiet_s
+    lost = _counted(room.health, "outbox_lost")
+    yield Finding(
+        "outbox_lost",
+        Verdict.BAD if recent else Verdict.GOOD,
+        f"Gateway outbox was damaged: {lost} readings lost since install",
+        f"Gateway-Puffer war beschädigt: {lost} Messwerte seit der Installation verloren",
+    )
+
+
+def check_loans_file(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding]:
+    yield Finding(
+        "loans_file_damaged",
+        _faulted(room, "loans_file"),
+        "Lockers' loans file was unreadable and set aside: check the lent devices",
+        "Ausleihdatei der Schließfächer war unlesbar und wurde beiseitegelegt: Ausleihen prüfen",
+    )
+
+
+def check_twin(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding]:
+    yield Finding(
+        "twin_gateway",
+        _faulted(room, "twin_gateway"),
+        "Another gateway uses this room's identity (cloned SD card or copied config?)",
+        "Ein zweites Gateway nutzt die Identität dieses Raums (Karte oder Konfiguration kopiert?)",
+    )
+
+
 CHECKS: dict[str, Check] = {
     "gateway_offline": check_offline,
     "wifi_degraded": check_wifi,
@@ -327,6 +381,9 @@ CHECKS: dict[str, Check] = {
     "sensor_stuck": check_stuck,
     "outbox_filling": check_outbox_filling,
     "outbox_dropping": check_outbox_dropping,
+    "outbox_lost": check_outbox_lost,
+    "loans_file_damaged": check_loans_file,
+    "twin_gateway": check_twin,
 }
 assert set(CHECKS) == set(RULE_NAMES)  # noqa: S101 - a rule without a check is a bug
 

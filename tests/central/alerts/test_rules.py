@@ -206,9 +206,48 @@ def outbox_drops(room: RoomState, now: datetime) -> None:
     room.set_health(HealthData(uptime_s=9, outbox_depth=40, outbox_dropped=31), now)
 
 
+def outbox_lost(room: RoomState, now: datetime) -> None:
+    """A newer agent healed a damaged outbox: the count since install rises."""
+    faults = ["outbox_lost:12", "outbox_recovered:40"]
+    room.set_health(HealthData(uptime_s=9, outbox_depth=0, outbox_dropped=0, faults=faults), now)
+
+
+def loans_file_set_aside(room: RoomState, now: datetime) -> None:
+    room.set_health(
+        HealthData(uptime_s=9, outbox_depth=0, outbox_dropped=0, faults=["loans_file"]), now
+    )
+
+
+def twin(room: RoomState, now: datetime) -> None:
+    room.set_health(
+        HealthData(uptime_s=9, outbox_depth=0, outbox_dropped=0, faults=["twin_gateway"]), now
+    )
+
+
+def test_outbox_lost_fires_on_new_losses_only_and_resolves_when_quiet():
+    """The count is since install: an old loss reported again and again is no new alert."""
+    rules = parse_central({}, "x", environ={}).alerts.rules
+    room = healthy_room()
+    later = T0 + timedelta(minutes=1)
+    outbox_lost(room, later)
+
+    def verdict(now: datetime) -> Verdict:
+        (found,) = [f for f in evaluate(room, rules, now) if f.rule == "outbox_lost"]
+        return found.verdict
+
+    assert verdict(later) is Verdict.BAD
+    quiet = later + timedelta(seconds=rules.outbox_lost.quiet_s + 1)
+    room.seen(quiet)
+    outbox_lost(room, quiet)  # the same 12 again
+    assert verdict(quiet) is Verdict.GOOD
+
+
 @pytest.mark.parametrize(
     ("rule", "break_it"),
     [
+        ("outbox_lost", outbox_lost),
+        ("loans_file_damaged", loans_file_set_aside),
+        ("twin_gateway", twin),
         ("wifi_degraded", degrade_wifi),
         ("wifi_degraded", portal_fails),
         ("temperature", hot),
