@@ -71,6 +71,12 @@ class MqttSection(_Config):
     reconnect_max_s: float = Field(default=60.0, gt=0)
     #: After the broker rejects our credentials we wait this long before trying again.
     auth_retry_s: float = Field(default=300.0, gt=0)
+    #: A connection up this long is healthy: only then does the reconnect backoff start
+    #: again from ``reconnect_min_s`` (a broker that accepts and closes at once gets no storm).
+    healthy_after_s: float = Field(default=30.0, gt=0)
+    #: Wait (jittered down to half) between reconnects once another gateway with the same
+    #: site/room keeps taking our session: a cloned SD card must not make both rooms flap.
+    twin_backoff_s: float = Field(default=300.0, gt=0)
 
     @model_validator(mode="after")
     def _client_cert_pair(self) -> MqttSection:

@@ -141,6 +141,11 @@ async def build_agent(
 
             advertiser = Advertiser(config.room.site, config.room.room, __version__)
             agent.add_task("mdns-advertise", advertiser.run)
+        else:
+            _LOGGER.info(
+                "not advertising this gateway over mDNS (agent.advertise is off; a simulated "
+                "room advertises only with --advertise)"
+            )
         yield agent
     finally:
         outbox.close()

@@ -69,6 +69,7 @@ class Agent:
             birth=self._birth,
             new_rows=self._new_rows,
             acked=self._on_ack,
+            fault=self.fault,
             resolve_host=resolve_host,
             rng=rng,
         )
@@ -106,7 +107,7 @@ class Agent:
     @property
     def faults(self) -> list[str]:
         """Failing sources, and readings refused for size, as health reports them."""
-        out = sorted(self._faults)
+        out = sorted(self._faults) + self.outbox.faults
         if self.refused:
             out.append(f"refused-oversized:{self.refused}")
         return out
@@ -127,9 +128,12 @@ class Agent:
         )
         return Will(self._status_topic(), env.model_dump_json(exclude={"seq"}).encode())
 
-    def _birth(self) -> None:
+    def _birth(self) -> int:
+        """Commit the birth message; its seq, so the link can tell whether it was delivered."""
+        seq = self.outbox.next_seq
         self.emit(StatusData(online=True, version=self.version, started=self._started))
         self._flush()
+        return seq
 
     def _flush(self, *, deletes: bool = True) -> None:
         self._put.clear()
