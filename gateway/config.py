@@ -16,10 +16,19 @@ from typing import Annotated, Any, Literal, TypeVar
 from urllib.parse import unquote, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from gateway import const
-from gateway.errors import ConfigError
+from gateway.errors import ConfigError, TopicError
+from gateway.topics import check_prefix
 
 __all__ = [
     "ConfigError",
@@ -50,7 +59,8 @@ TimeZoneName = Annotated[str, AfterValidator(_known_zone)]
 
 
 class _Config(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # inf and nan pass a "gt=0" check and then hang or crash a service: never a setting
+    model_config = ConfigDict(frozen=True, extra="forbid", allow_inf_nan=False)
 
 
 class MqttSection(_Config):
@@ -77,6 +87,15 @@ class MqttSection(_Config):
     #: Wait (jittered down to half) between reconnects once another gateway with the same
     #: site/room keeps taking our session: a cloned SD card must not make both rooms flap.
     twin_backoff_s: float = Field(default=300.0, gt=0)
+
+    @field_validator("prefix")
+    @classmethod
+    def _plain_prefix(cls, value: str) -> str:
+        """A wildcard or empty level would subscribe to, or publish under, the wrong topics."""
+        try:
+            return check_prefix(value)
+        except TopicError as exc:
+            raise ValueError(str(exc)) from None
 
     @model_validator(mode="after")
     def _client_cert_pair(self) -> MqttSection:
@@ -190,6 +209,12 @@ def load_toml(path: Path) -> dict[str, Any]:
         raise ConfigError([f"{path}: file not found"]) from exc
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError([f"{path}: not valid TOML: {exc}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{path}: not UTF-8 text (byte {exc.start}): save the file as UTF-8"]
+        ) from exc
+    except RecursionError as exc:
+        raise ConfigError([f"{path}: nested too deeply to be a config file"]) from exc
     except OSError as exc:
         raise ConfigError([f"{path}: cannot read: {exc.strerror}"]) from exc
 

@@ -37,7 +37,7 @@ class Topic:
     def __post_init__(self) -> None:
         check_prefix(self.prefix)
         for name, value in (("site", self.site), ("room", self.room)):
-            if not _SLUG.match(value):
+            if not _SLUG.fullmatch(value):
                 raise TopicError(
                     f"{name} {value!r} is not a slug: use lower-case letters, digits and "
                     "dashes, starting with a letter or digit, at most 63 characters"
@@ -45,7 +45,7 @@ class Topic:
         if self.kind not in const.KINDS:
             raise TopicError(f"unknown kind {self.kind!r}; known: {', '.join(const.KINDS)}")
         needs_sub = self.kind in const.SUBTOPIC_KINDS
-        if needs_sub and (self.sub is None or not _SUB.match(self.sub)):
+        if needs_sub and (self.sub is None or not _SUB.fullmatch(self.sub)):
             raise TopicError(
                 f"kind {self.kind!r} needs one more level (locker id or rule) of letters, "
                 f"digits, '_' or '-', got {self.sub!r}"
