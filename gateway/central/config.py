@@ -210,6 +210,8 @@ class _RuleLookup:
 class AlertsSection(_Config):
     #: Prometheus Alertmanager (v2 API); none: alerts go to MQTT and InfluxDB only.
     alertmanager_url: str | None = "http://localhost:9093"
+    #: One post to Alertmanager may take this long; then it is retried with backoff.
+    alertmanager_timeout_s: float = Field(default=10.0, gt=0, le=300, allow_inf_nan=False)
     #: Each alert links to the room's dashboard here.
     grafana_url: str = "http://localhost:3000"
     room_dashboard_uid: str = "learnroom-room"
@@ -329,12 +331,35 @@ class DisplaySection(_Config):
     publish_no_shows: bool = True
     report_interval_s: float = Field(default=30.0, gt=0)
     calendar_refresh_s: float = Field(default=300.0, gt=0)
+    #: One calendar fetch (connect, headers, body) ends after this, so a slow host holds up
+    #: nothing but its own room.
+    calendar_timeout_s: float = Field(default=10.0, gt=0, allow_inf_nan=False)
+    #: Without a good load for this long a room says its bookings cannot be read (a new
+    #: booking may be missing); longer than ``calendar_refresh_s``.
+    calendar_stale_after_s: float = Field(default=3600.0, gt=0, allow_inf_nan=False)
+    #: Occurrences one calendar may expand to in its window (7 days back, 42 ahead); more
+    #: (an endless ``FREQ=SECONDLY``) is refused, not held in memory.
+    calendar_max_occurrences: int = Field(default=20_000, ge=1)
     kiosk_page_s: float = Field(default=15.0, gt=0)
     kiosk_rooms_per_page: int = Field(default=6, ge=1)
+    #: Room changes one open page may fall behind by; beyond, its stream is closed and the
+    #: page reconnects for the whole state.
+    stream_queue: int = Field(default=512, ge=1)
     client_id: str = "learnroom-display"
     #: Prometheus /metrics (rooms, open pages, updates sent); port 0 turns it off.
     metrics_host: str = "127.0.0.1"
     metrics_port: int = Field(default=9312, ge=0, le=65535)
+    #: A loop without progress this long is stuck: ``/healthz`` says 503 and the process exits.
+    stuck_after_s: float = Field(default=60.0, gt=0, allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _stale_after_refresh(self) -> DisplaySection:
+        if self.calendar_stale_after_s <= self.calendar_refresh_s:
+            raise ValueError(
+                "calendar_stale_after_s must be longer than calendar_refresh_s, or every room "
+                "with a calendar would say its bookings cannot be read between two loads"
+            )
+        return self
 
 
 class CentralConfig(_Config):

@@ -6,7 +6,7 @@ import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterator
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -14,8 +14,9 @@ import uvicorn
 
 from gateway.central.config import CentralConfig
 from gateway.central.display.calendars import RoomCalendar
+from gateway.central.display.hub import Hub
 from gateway.central.display.live import Availability
-from gateway.central.display.service import Hub, create_app
+from gateway.central.display.service import create_app
 from gateway.central.hours import OpeningHours
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,7 +37,12 @@ def calendars_for(config: CentralConfig, base_dir: Path) -> dict[tuple[str, str]
             path = Path(room.calendar)
             source = path if path.is_absolute() else base_dir / path
         out[(room.site, room.room)] = RoomCalendar(
-            source, tz, hours or OpeningHours.always_open(d.timezone)
+            source,
+            tz,
+            hours or OpeningHours.always_open(d.timezone),
+            timeout_s=d.calendar_timeout_s,
+            max_occurrences=d.calendar_max_occurrences,
+            stale_after=timedelta(seconds=d.calendar_stale_after_s),
         )
     return out
 
@@ -82,10 +88,19 @@ def server_for(hub: Hub, *, embedded: bool = False) -> uvicorn.Server:
         # open pages hold their event streams: do not wait for them to end on a stop
         timeout_graceful_shutdown=2,
     )
-    return EmbeddedServer(config) if embedded else uvicorn.Server(config)
+    server = EmbeddedServer(config) if embedded else uvicorn.Server(config)
+
+    def stop() -> None:  # the watchdog: a loop is dead or stuck
+        server.should_exit = True
+
+    hub.on_exit = stop
+    return server
 
 
-async def serve(config: CentralConfig, base_dir: Path) -> None:
-    server = server_for(build_hub(config, base_dir))
+async def serve(config: CentralConfig, base_dir: Path) -> int:
+    """Serve until stopped (0), or until a loop is dead or stuck (1: start a fresh one)."""
+    hub = build_hub(config, base_dir)
+    server = server_for(hub)
     _LOGGER.info("display on http://%s:%d/", config.display.host, config.display.port)
     await server.serve()
+    return hub.exit_code

@@ -13,6 +13,14 @@ only search that sorted list, so a display can ask for every room on every updat
 blocks (file or HTTP); from asyncio call ``await cal.aload()``, which runs it in a thread. The
 new data replaces the old in one assignment, so queries from the event loop need no lock.
 
+What one calendar may cost is bounded, so a careless or hostile one cannot hurt other rooms:
+a fetch has a deadline for the whole answer (``fetch.py``: a host dripping a byte every 2 s is
+cut off), and expansion a budget of occurrences in the window. A series that would exceed it
+(``RRULE:FREQ=SECONDLY`` without end: millions in the window, and as many iterations from its
+start) is refused from its rule *before* it is expanded, and the whole load with it: a
+calendar read in part would show a booked room as free. Data older than ``stale_after`` no
+longer counts as known (``bookings_known``): the room says its bookings cannot be read.
+
 Returned datetimes are aware and in the room's zone, ready to format as local times. Two of
 them with the same ``ZoneInfo`` subtract as wall-clock times (Python's rule), which is an hour
 off across a daylight-saving change: convert to UTC before taking durations.
@@ -25,8 +33,10 @@ import base64
 import bisect
 import http.client
 import logging
+import math
 import urllib.error
 import urllib.request
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
@@ -38,9 +48,19 @@ import icalendar
 import recurring_ical_events  # type: ignore[import-untyped]  # no py.typed (3.8.2)
 
 from gateway import __version__
+from gateway.central.display.fetch import fetch
 from gateway.central.hours import Interval, OpeningHours, Span, merge
+from gateway.errors import LearnroomError
 
-__all__ = ["Booking", "OpeningHours", "RoomAvailability", "RoomCalendar", "Slot", "Span"]
+__all__ = [
+    "Booking",
+    "CalendarRefusedError",
+    "OpeningHours",
+    "RoomAvailability",
+    "RoomCalendar",
+    "Slot",
+    "Span",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -48,6 +68,36 @@ _LOGGER = logging.getLogger(__name__)
 LOOKAHEAD = timedelta(days=7)
 #: Past bookings kept after a load, so today's and yesterday's slots stay answerable.
 _KEEP_PAST = timedelta(days=7)
+
+#: Length of one period of each RRULE frequency (months and years at their shortest): with
+#: ``_CYCLE`` an upper estimate of how many times a series comes round.
+_FREQ_S = {
+    "SECONDLY": 1,
+    "MINUTELY": 60,
+    "HOURLY": 3_600,
+    "DAILY": 86_400,
+    "WEEKLY": 604_800,
+    "MONTHLY": 28 * 86_400,
+    "YEARLY": 365 * 86_400,
+}
+#: BY-parts that add occurrences within a longer period, with the span each of them divides.
+_CYCLE = {
+    "BYSECOND": 60,
+    "BYMINUTE": 3_600,
+    "BYHOUR": 86_400,
+    "BYDAY": 604_800,
+    "BYMONTHDAY": 28 * 86_400,
+    "BYYEARDAY": 365 * 86_400,
+    "BYWEEKNO": 365 * 86_400,
+    "BYMONTH": 365 * 86_400,
+}
+#: dateutil walks a series from its first occurrence: iterations allowed per occurrence allowed.
+_ITERATIONS_PER_OCCURRENCE = 10
+
+
+class CalendarRefusedError(LearnroomError, ValueError):
+    """A calendar that would cost more than its budget to expand: refused, never expanded."""
+
 
 #: What a broken file, server or calendar raises on the way in. Library bugs on odd input
 #: surface as the other builtins; all of them mean "keep the last good data".
@@ -158,12 +208,19 @@ class RoomCalendar:
         timeout_s: float = 10.0,
         horizon: timedelta = timedelta(days=42),
         max_bytes: int = 10_000_000,
+        max_occurrences: int = 20_000,
+        stale_after: timedelta | None = None,
     ) -> None:
         self.tz = tz
         self.hours = hours
         self.timeout_s = timeout_s
         self.horizon = horizon
         self.max_bytes = max_bytes
+        self.max_occurrences = max_occurrences
+        #: Data loaded longer ago than this is no longer trusted (``bookings_known`` False).
+        self.stale_after = stale_after
+        #: True when the last ``load`` refused the calendar for its cost.
+        self.refused = False
         #: When the data now in use was loaded (``now`` of the last good ``load``).
         self.loaded_at: datetime | None = None
         #: Why the last ``load`` failed (never quoting the calendar); None after a good one.
@@ -217,13 +274,16 @@ class RoomCalendar:
             snapshot = self._expand(raw, now)
         except _LOAD_ERRORS as exc:
             # The exception text may quote the calendar (icalendar repeats bad lines): name
-            # only its kind, and for HTTP its status.
+            # only its kind, and for HTTP its status; our own refusals quote nothing of it.
+            self.refused = isinstance(exc, CalendarRefusedError)
             detail = f"HTTP {exc.code}" if isinstance(exc, urllib.error.HTTPError) else ""
             if isinstance(exc, urllib.error.URLError) and not detail:
                 detail = type(exc.reason).__name__
             self.last_error = f"{step} failed: {type(exc).__name__}" + (
                 f" ({detail})" if detail else ""
             )
+            if self.refused:
+                self.last_error = f"refused: {exc}"
             log = _LOGGER.debug if self._failing else _LOGGER.warning
             log("calendar %s: %s; keeping the last good data", self.source, self.last_error)
             self._failing = True
@@ -231,14 +291,16 @@ class RoomCalendar:
         self._snapshot = snapshot
         self.loaded_at = now
         self.last_error = None
+        self.refused = False
         if self._failing:
             _LOGGER.info("calendar %s: loaded again", self.source)
         self._failing = False
         return True
 
-    async def aload(self, now: datetime | None = None) -> bool:
-        """:meth:`load` in a worker thread, so a slow server never blocks the event loop."""
-        return await asyncio.to_thread(self.load, now)
+    async def aload(self, now: datetime | None = None, executor: Executor | None = None) -> bool:
+        """:meth:`load` in a worker thread (of ``executor``, default asyncio's), so a slow
+        server never blocks the event loop."""
+        return await asyncio.get_running_loop().run_in_executor(executor, self.load, now)
 
     def _read(self) -> bytes:
         if self._path is not None:
@@ -249,8 +311,7 @@ class RoomCalendar:
             if self._auth:
                 headers["Authorization"] = self._auth
             request = urllib.request.Request(self._url, headers=headers)  # noqa: S310 - http(s) only, checked in __init__
-            with urllib.request.urlopen(request, timeout=self.timeout_s) as response:  # noqa: S310
-                data = response.read(self.max_bytes + 1)
+            data = fetch(request, deadline_s=self.timeout_s, max_bytes=self.max_bytes)
         else:
             raise AssertionError("neither a path nor a URL")  # __init__ sets one
         if len(data) > self.max_bytes:
@@ -264,10 +325,13 @@ class RoomCalendar:
         if cal.name != "VCALENDAR":
             raise ValueError("not a VCALENDAR")
         start, end = now - _KEEP_PAST, now + self.horizon
+        self._budget(cal, start, end)
         # Dates a day wider than the window: the library compares floating, zoned and
         # all-day times in its own way; we filter exactly below.
         query = recurring_ical_events.of(cal)
         events = query.between(start.date() - timedelta(days=1), end.date() + timedelta(days=2))
+        if len(events) > self.max_occurrences:  # RDATE lists, or a rule we estimated low
+            raise CalendarRefusedError(f"over {self.max_occurrences} occurrences in the window")
         found: list[Interval] = []
         for event in events:
             if str(event.get("STATUS", "")).upper() == "CANCELLED":
@@ -284,6 +348,29 @@ class RoomCalendar:
             start=start,
             end=end,
         )
+
+    def _budget(self, cal: icalendar.Calendar, start: datetime, end: datetime) -> None:
+        """Refuse, from the rules alone, a calendar whose series would come round more than
+        the budget allows: in the window (memory), or from their start (dateutil's time)."""
+        occurrences = iterations = 0
+        window = (end - start).total_seconds() + 3 * 86_400  # the query's extra days
+        for event in cal.walk("VEVENT"):
+            rules = event.get("RRULE")
+            first = event.get("DTSTART")
+            if rules is None or first is None:
+                continue
+            begin = self._utc(first.dt)
+            for rule in rules if isinstance(rules, list) else [rules]:
+                per_s, count, until = _rate(rule)
+                last = min(end, self._utc(until)) if until is not None else end
+                total = max(0.0, (last - begin).total_seconds()) * per_s
+                inside = min(window, max(0.0, (last - max(begin, start)).total_seconds()))
+                iterations += int(min(total, count) if count else total)
+                occurrences += int(min(inside * per_s, count) if count else inside * per_s)
+        if occurrences > self.max_occurrences:
+            raise CalendarRefusedError(f"series of over {self.max_occurrences} occurrences")
+        if iterations > _ITERATIONS_PER_OCCURRENCE * self.max_occurrences:
+            raise CalendarRefusedError("its series repeat too often since they began")
 
     def _utc(self, value: date | datetime) -> datetime:
         """All-day dates start at the room's local midnight; floating times are room-local."""
@@ -352,5 +439,40 @@ class RoomCalendar:
             current_booking_end=self._local(current[1]) if current else None,
             free_until=self._local(free_until) if free_until else None,
             next_free_at=self._local(next_free_at) if next_free_at else None,
-            bookings_known=snap is not None and snap.start <= n and limit <= snap.end,
+            bookings_known=snap is not None
+            and snap.start <= n
+            and limit <= snap.end
+            and (self.stale_after is None or n - self.stale_after <= _fresh(self.loaded_at)),
         )
+
+
+def _fresh(loaded_at: datetime | None) -> datetime:
+    return datetime.min.replace(tzinfo=UTC) if loaded_at is None else loaded_at
+
+
+def _rate(rule: icalendar.prop.vRecur) -> tuple[float, int, date | datetime | None]:
+    """An upper estimate of one RRULE's occurrences per second, its COUNT (0: none) and
+    UNTIL: a period of its FREQ (and INTERVAL) times what its finer BY-parts add to one."""
+
+    def first(key: str) -> object:
+        values = rule.get(key) or [None]
+        return values[0]
+
+    period = _FREQ_S.get(str(first("FREQ")).upper())
+    if period is None:
+        raise ValueError("RRULE without a known FREQ")
+    interval = first("INTERVAL")
+    period *= max(1, int(interval)) if isinstance(interval, int) else 1
+    per_period = 1
+    for part, cycle in _CYCLE.items():
+        values = rule.get(part)
+        if values and cycle <= period:  # finer than FREQ: each value is one more per period
+            # ... and a weekday comes round in every week of a month or year
+            per_period *= len(values) * (math.ceil(period / cycle) if part == "BYDAY" else 1)
+    count = first("COUNT")
+    until = first("UNTIL")
+    return (
+        per_period / period,
+        count if isinstance(count, int) and count > 0 else 0,
+        until if isinstance(until, date) else None,
+    )

@@ -3,6 +3,7 @@ way a resident reads the display: "free until 14:00", "next free at 15:30"."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 import tomllib
@@ -426,3 +427,102 @@ async def test_aload_runs_in_a_thread(server: _Server) -> None:
 def test_only_http_urls_and_files() -> None:
     with pytest.raises(ValueError, match=r"use an http\(s\):// or webcal:// URL"):
         RoomCalendar("ftp://example.org/room.ics", BERLIN, HOURS)
+
+
+# -- what one calendar may cost ----------------------------------------------------------
+
+
+SIXTY = ",".join(map(str, range(60)))
+
+
+def _series(rule: str, start: str, tmp_path: Path) -> RoomCalendar:
+    path = tmp_path / "series.ics"
+    path.write_text(
+        "BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:s@x\r\n"
+        f"DTSTAMP:20260101T000000Z\r\nDTSTART:{start}\r\nDURATION:PT30M\r\nRRULE:{rule}\r\n"
+        "END:VEVENT\r\nEND:VCALENDAR\r\n"
+    )
+    return RoomCalendar(path, BERLIN, HOURS, max_occurrences=20_000)
+
+
+@pytest.mark.parametrize(
+    ("rule", "start"),
+    [
+        ("FREQ=SECONDLY", "20260501T090000Z"),  # 4 million in the window
+        ("FREQ=MINUTELY", "20260420T090000Z"),
+        ("FREQ=DAILY;BYHOUR=9;BYMINUTE=" + SIXTY + ";BYSECOND=" + SIXTY, "20260401T0Z"),
+        ("FREQ=SECONDLY;COUNT=100000000", "20100101T000000Z"),  # iterations from 2010
+    ],
+)
+def test_a_series_that_would_expand_without_bound_is_refused_from_its_rule(
+    rule: str, start: str, tmp_path: Path
+) -> None:
+    cal = _series("FREQ=WEEKLY", "20260105T090000Z", tmp_path)
+    assert cal.load(now=at(5, 1)), cal.last_error  # good data first
+    bad = _series(rule, start.replace("T0Z", "T000000Z"), tmp_path)
+    bad._snapshot, bad.loaded_at = cal._snapshot, cal.loaded_at
+    began = datetime.now(UTC)
+    assert not bad.load(now=at(5, 1, 0, 5))
+    assert datetime.now(UTC) - began < timedelta(seconds=2), "refused before expanding"
+    assert bad.refused
+    assert str(bad.last_error).startswith("refused: ")
+    assert bad.status(at(5, 4, 11, 10)).booked_now, "the last good data stays"
+
+
+@pytest.mark.parametrize(
+    ("rule", "start"),
+    [
+        ("FREQ=WEEKLY", "20150105T090000Z"),  # eleven years of a weekly class
+        ("FREQ=HOURLY", "20250101T000000Z"),
+        ("FREQ=MINUTELY;COUNT=500", "20260430T090000Z"),
+        ("FREQ=MONTHLY;BYDAY=MO,TU,WE,TH,FR;BYHOUR=8,10,12,14,16", "20240101T000000Z"),
+    ],
+)
+def test_ordinary_series_stay_within_the_budget(rule: str, start: str, tmp_path: Path) -> None:
+    cal = _series(rule, start, tmp_path)
+    assert cal.load(now=at(5, 1)), cal.last_error
+    assert not cal.refused
+
+
+def test_data_older_than_stale_after_is_not_known(server: _Server) -> None:
+    url = f"http://127.0.0.1:{server.port}/lr.ics"
+    cal = RoomCalendar(url, BERLIN, HOURS, stale_after=timedelta(hours=1))
+    assert cal.load(now=at(5, 4, 8))
+    assert cal.status(at(5, 4, 8, 59)).bookings_known
+    stale = cal.status(at(5, 4, 11))
+    assert not stale.bookings_known
+    assert stale.booked_now, "the last good data still answers; the display hides its times"
+
+
+def test_a_dripping_host_is_cut_at_the_deadline() -> None:
+    """urllib's timeout is per read: a byte every 0.5 s passed a 10 s timeout for ever."""
+    stop = threading.Event()
+
+    class Drip(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Length", "100000")
+            self.end_headers()
+            with contextlib.suppress(OSError):
+                while not stop.wait(0.5):
+                    self.wfile.write(b"B")
+                    self.wfile.flush()
+
+        def log_message(self, format: str, *args: object) -> None:
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Drip)
+    httpd.daemon_threads = True
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        cal = RoomCalendar(f"http://127.0.0.1:{httpd.server_address[1]}/x.ics", BERLIN, HOURS)
+        cal.timeout_s = 1.5
+        began = datetime.now(UTC)
+        assert not cal.load(now=at(5, 1))
+        assert cal.last_error == "fetch failed: TimeoutError"
+        assert datetime.now(UTC) - began < timedelta(seconds=10)  # deadline 1.5 s
+    finally:
+        stop.set()
+        httpd.shutdown()
+        httpd.server_close()

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo
 
 import jsonschema
 import pytest
-from playwright.sync_api import Browser, Page, sync_playwright
+from playwright.sync_api import Browser, Page
 
 from gateway.launch.broker import Mosquitto, free_port
 from gateway.models import (
@@ -55,23 +55,22 @@ def room_state(pub: Publisher, site: str, room: str, *, people: int, co2: float)
     publish(pub, site, room, "lockers", LockerData(door_open=False, slots=slots), "tablets")
 
 
-@pytest.fixture
-def pub(mosquitto: Mosquitto) -> Iterator[Publisher]:
-    publisher = Publisher(mosquitto.port)
-    yield publisher
-    publisher.close()
-
-
 @contextlib.contextmanager
 def running_display(
-    mosquitto: Mosquitto, tmp_path: Path, extra: str = "", settings: str = ""
+    mosquitto: Mosquitto,
+    tmp_path: Path,
+    extra: str = "",
+    settings: str = "",
+    *,
+    rooms: int = 3,
+    report_interval_s: float = 2,
 ) -> Iterator[str]:
-    """The real ``learnroom display`` process on a free port, ready once it knows 3 rooms."""
+    """The real ``learnroom display`` process on a free port, ready once it knows ``rooms``."""
     port, metrics_port = free_port(), free_port()
     config = tmp_path / "central.toml"
     config.write_text(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {mosquitto.port}\n'
-        f"[display]\nport = {port}\nmin_count = 3\nreport_interval_s = 2\n"
+        f"[display]\nport = {port}\nmin_count = 3\nreport_interval_s = {report_interval_s}\n"
         f"metrics_port = {metrics_port}\n"
         f'client_id = "display-{port}"\n'
         + settings
@@ -87,17 +86,18 @@ def running_display(
         stderr=log,
     )
     url = f"http://127.0.0.1:{port}"
+    (tmp_path / "display.pid").write_text(str(proc.pid))
     (tmp_path / "metrics.url").write_text(f"http://127.0.0.1:{metrics_port}/metrics")
 
     def ready() -> bool:
         try:
             with urllib.request.urlopen(f"{url}/healthz", timeout=1) as resp:  # noqa: S310
-                return bool(json.loads(resp.read())["rooms"] == 3)
+                return bool(json.loads(resp.read())["rooms"] == rooms)
         except OSError:
             return False
 
     try:
-        wait_for(ready, 20, "the display serves three rooms")
+        wait_for(ready, 20, f"the display serves {rooms} rooms")
         yield url
     finally:
         proc.terminate()
@@ -117,16 +117,6 @@ def display(mosquitto: Mosquitto, pub: Publisher, tmp_path: Path) -> Iterator[st
     three_rooms(pub)
     with running_display(mosquitto, tmp_path) as url:
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Browser]:
-    if not Path(CHROMIUM).exists():
-        pytest.fail("chromium is required; run scripts/test (Debian package chromium)")
-    with sync_playwright() as p:
-        chromium = p.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
 
 
 def open_page(
@@ -295,14 +285,6 @@ def test_no_personal_data_in_anything_served(display: str):
     for text in (html.decode(), api.decode()):
         assert "borrower" not in text
         assert "badge" not in text.lower()
-
-
-@pytest.fixture(autouse=True)
-def _no_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Playwright and urllib talk to 127.0.0.1 directly, whatever the environment says."""
-    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
 
 
 def ics(*events: tuple[datetime, datetime, str]) -> str:

@@ -17,8 +17,11 @@
       .replace("{free}", free).replace("{total}", all.length);
   }
 
-  const source = new EventSource("/events?" + params.toString());
-  source.addEventListener("room", (event) => {
+  // The server closes a stream that fell behind; the browser reconnects by itself and the
+  // new stream begins with every card (the page's state is older than the server's). A
+  // stream refused outright (the display restarting) is opened again here.
+  params.set("since", body.dataset.state || "-1");
+  function onRoom(event) {
     const m = JSON.parse(event.data);
     const li = document.getElementById(m.id);
     if (!li) { window.location.reload(); return; }  // a room the page does not know yet
@@ -27,10 +30,18 @@
     li.innerHTML = m.html;
     li.dataset.received = String(Date.now());
     const after = li.querySelector(".status");
-    if (after && after.textContent !== was) announcer.textContent = m.announce;
+    if (m.announce && after && after.textContent !== was) announcer.textContent = m.announce;
     summarize();
     if (body.classList.contains("kiosk")) show(page);
-  });
+  }
+  function connect() {
+    const source = new EventSource("/events?" + params.toString());
+    source.addEventListener("room", onRoom);
+    source.addEventListener("error", () => {
+      if (source.readyState === EventSource.CLOSED) window.setTimeout(connect, 5000);
+    });
+  }
+  connect();
 
   // kiosk: page through the rooms by itself
   let page = 0;
