@@ -177,6 +177,10 @@ class EnvironmentData(_Data):
     illuminance_lux: float | None = _range(const.ILLUMINANCE_RANGE_LUX)
     #: False when a fitted sensor is absent, stuck or out of range (the fields are then null).
     sensor_ok: bool = True
+    #: The room's occupied state when the reading was taken (the agent knows both), so the
+    #: central side can tell stuffy air in use from stuffy air in an empty room; None: unknown
+    #: (no occupancy source, or an older gateway).
+    occupied: bool | None = None
 
 
 class WifiData(_Data):

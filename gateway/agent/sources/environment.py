@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from gateway import const
@@ -63,6 +64,10 @@ class EnvironmentSource:
         self._buses = buses
         ordered = sorted(config.sensors, key=lambda s: _DEDICATED_FIRST.get(s.type, 1))
         self._fitted = [_Fitted(cfg) for cfg in ordered]
+        #: The room's occupied state now (None: not known yet), set by the wiring
+        #: (``gateway.agent.build``) when the room has an occupancy source: each reading
+        #: carries it, so the central side judges the air while the room was in use.
+        self.occupied: Callable[[], bool | None] | None = None
 
     async def run(self, sink: Sink) -> None:
         if not self._fitted:
@@ -83,7 +88,8 @@ class EnvironmentSource:
                 value = self._check(fitted, key, getattr(reading, key), problems)
                 if values[key] is None and value is not None:
                     values[key] = round(value, 2)
-        return EnvironmentData(**values, sensor_ok=not problems), problems
+        occupied = self.occupied() if self.occupied is not None else None
+        return EnvironmentData(**values, sensor_ok=not problems, occupied=occupied), problems
 
     async def _read(self, fitted: _Fitted, problems: list[str]) -> Reading:
         """The chip's reading, or an empty one (and a problem) when it failed."""

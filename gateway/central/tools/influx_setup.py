@@ -5,6 +5,14 @@ are kept ``rollup_days`` in ``rollup_<interval>`` under the same measurement, fi
 names, so a dashboard switches between them by retention policy alone. The field lists come
 from ``mapping.TABLE`` (plus the locker fan-out), so the rollup cannot drift from the schema.
 
+Beside them, a few rollup fields that need a condition (``DERIVED``): minutes per window
+in which the room was occupied with CO2 in each UBA band, minutes occupied, peak people,
+minutes with degraded Wi-Fi. InfluxQL has no conditional aggregate and cannot join two
+measurements, so each is a continuous query of its own that counts 1-minute buckets of raw
+points matching its condition, writing one more field into the same rollup point (InfluxDB
+merges fields of one series and time). Minutes sum: "minutes occupied in each band per room
+and day" is one ``sum()`` over the rollup, whatever each room's report interval.
+
 Every step looks before it acts and says "already" when nothing needed doing, so running
 setup again is safe. Only the stdlib talks HTTP: the central host needs nothing more.
 """
@@ -21,6 +29,7 @@ import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
+from gateway import const
 from gateway.central.mapping import FANOUT, TABLE
 from gateway.errors import ConfigError, LearnroomError
 
@@ -28,6 +37,48 @@ RAW_RP = "raw"
 
 #: Fields summed, not averaged: a count per window is what a "checkouts per hour" panel wants.
 SUMMED = {("locker_event", "count")}
+
+_FINE, _CRIT = const.CO2_FINE_BELOW_PPM, const.CO2_CRITICAL_ABOVE_PPM
+#: The UBA bands as conditions on a minute's mean CO2 ("c"): rollup field -> condition.
+CO2_BAND_FIELDS: dict[str, str] = {
+    "occupied_min_fine": f'"c" < {_FINE:.0f}',
+    "occupied_min_ventilate": f'"c" >= {_FINE:.0f} AND "c" <= {_CRIT:.0f}',
+    "occupied_min_critical": f'"c" > {_CRIT:.0f}',
+}
+
+
+@dataclass(frozen=True)
+class Derived:
+    """A rollup field with a condition: ``inner`` aggregates the raw points of each minute
+    that match ``inner_where`` as "c"; the window counts the minutes whose "c" matches
+    ``outer_where``. Without ``inner`` the field is ``outer`` of the raw points."""
+
+    measurement: str
+    field: str
+    outer: str = 'count("c")'
+    inner: str | None = None
+    inner_where: str = ""
+    outer_where: str = ""
+
+
+#: Rollup fields beyond the schema's own (README "InfluxDB schema"); all integers.
+DERIVED: tuple[Derived, ...] = (
+    *(
+        Derived(
+            "environment",
+            name,
+            inner='mean("co2_ppm")',
+            inner_where='"occupied" = true',
+            outer_where=cond,
+        )
+        for name, cond in CO2_BAND_FIELDS.items()
+    ),
+    Derived(
+        "occupancy", "occupied_min", inner='count("occupied")', inner_where='"occupied" = true'
+    ),
+    Derived("occupancy", "people_max", outer='max("people")'),
+    Derived("wifi", "degraded_min", inner='count("ok")', inner_where='"ok" = false'),
+)
 
 _UNITS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
 _GO_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s|ms|us|µs|ns)")
@@ -102,6 +153,22 @@ def _select(m: _Measurement, database: str, rp: str, interval: str, where: str =
     )
 
 
+def _derived_select(d: Derived, database: str, rp: str, interval: str, when: str = "") -> str:
+    """``when``: a condition on time (the backfill's chunk), ANDed to the window's WHERE."""
+    into = f"{_ident(database)}.{_ident(rp)}.{_ident(d.measurement)}"
+    source = f"{_ident(database)}.{_ident(RAW_RP)}.{_ident(d.measurement)}"
+    if d.inner is not None:
+        where = f" WHERE {d.inner_where}" if d.inner_where else ""
+        source = f'(SELECT {d.inner} AS "c" FROM {source}{where} GROUP BY time(1m), *)'  # noqa: S608
+    conds = " AND ".join(c for c in (d.outer_where, when) if c)
+    where = f" WHERE {conds}" if conds else ""
+    # every name is quoted by _ident or a constant of this module
+    return (
+        f"SELECT {d.outer} AS {_ident(d.field)} INTO {into} FROM {source}{where} "  # noqa: S608
+        f"GROUP BY time({interval}), *"
+    )
+
+
 def _cq_name(rp: str, measurement: str) -> str:
     return f"{rp}_{measurement}"
 
@@ -133,6 +200,12 @@ def rollup_queries(
         out[name] = (
             f"CREATE CONTINUOUS QUERY {_ident(name)} ON {_ident(database)}{resample} "
             f"BEGIN {_select(m, database, rp, interval)} END"
+        )
+    for d in DERIVED:
+        name = _cq_name(rp, f"{d.measurement}_{d.field}")
+        out[name] = (
+            f"CREATE CONTINUOUS QUERY {_ident(name)} ON {_ident(database)}{resample} "
+            f"BEGIN {_derived_select(d, database, rp, interval)} END"
         )
     return out
 
@@ -296,6 +369,13 @@ def _backfill(client: _Client, database: str, raw_days: int, rollup_interval: st
             for row in client.write(_select(m, database, rp, interval, where)):
                 written += int(row.get("written") or 0)
         lines.append(f"backfill {m.name}: {written} points written into {rp}")
+    for d in DERIVED:
+        written = 0
+        for lo in range(start, end, chunk):
+            when = f"time >= {lo}s AND time < {min(lo + chunk, end)}s"
+            for row in client.write(_derived_select(d, database, rp, interval, when)):
+                written += int(row.get("written") or 0)
+        lines.append(f"backfill {d.measurement}.{d.field}: {written} points written into {rp}")
     return lines
 
 

@@ -36,14 +36,17 @@ from grafana_foundation_sdk.models.dashboard import Dashboard as SchemaDashboard
 from gateway.central.config import AlertsSection
 from gateway.central.thresholds import RULE_NAMES
 from gateway.central.tools import dashboards as gen
+from gateway.central.tools.influx_setup import setup_v1
 from gateway.launch.broker import Mosquitto, free_port, mosquitto_path
 from gateway.launch.influxd import Influxd
 from gateway.models import (
     AlertData,
     EnvironmentData,
+    EventData,
     HealthData,
     OccupancyData,
     StatusData,
+    WifiData,
     make_envelope,
 )
 from tests.central.util import (
@@ -182,7 +185,7 @@ def _scripted_pi(pub: Publisher, start: datetime, sim_rooms: list[tuple[str, str
     for i in range(1, 60):
         at = start + timedelta(minutes=i)
         people = min(i, 25)
-        readings: list[tuple[str, HealthData | OccupancyData | EnvironmentData]] = [
+        readings: list[tuple[str, HealthData | OccupancyData | EnvironmentData | WifiData]] = [
             (
                 "health",
                 HealthData(
@@ -193,8 +196,12 @@ def _scripted_pi(pub: Publisher, start: datetime, sim_rooms: list[tuple[str, str
             # a room whose windows stay shut: through all three CO2 bands within the hour
             (
                 "environment",
-                EnvironmentData(co2_ppm=500.0 + 40 * i, temperature_c=22.0, humidity_pct=45.0),
+                EnvironmentData(
+                    co2_ppm=500.0 + 40 * i, temperature_c=22.0, humidity_pct=45.0, occupied=True
+                ),
             ),
+            # the access point fails for a quarter of an hour
+            ("wifi", WifiData(ssid="pi-public", rssi_dbm=-80.0, ok=not 20 <= i < 35)),
         ]
         for kind, data in readings:
             seq += 1
@@ -211,6 +218,9 @@ def _scripted_pi(pub: Publisher, start: datetime, sim_rooms: list[tuple[str, str
         env = make_envelope(a_site, a_room, alert, start + timedelta(minutes=30), None)
         topic = f"learnroom/v1/{a_site}/{a_room}/alerts/{rule}"
         pub.publish(topic, env.model_dump_json(exclude_none=True).encode())
+    checkout = EventData(type="checkout", locker="a", slot="1")
+    env = make_envelope(site, room, checkout, start + timedelta(minutes=5), seq + 1)
+    pub.publish(f"{p}/events", env.model_dump_json().encode())
     # one message the ingest rejects, so that its rejected counter has a reason label
     pub.publish(f"{p}/health", b"not json")
 
@@ -225,6 +235,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
     influxd = Influxd(tmp / "influxdb")
     influxd.start()
     influxd.query("CREATE DATABASE learnroom")
+    setup_v1(influxd.url, DB)  # raw the default policy, the rollup and its queries
     start = sim_start(datetime.now(UTC))
     metrics_port = free_port()
     try:
@@ -255,6 +266,8 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Filled]:
                 wait_for(lambda: ingest.pending() == 0, 20, "the ingest has written all")
                 assert ingest.wait_idle(20)
                 metrics = metrics_text(f"http://127.0.0.1:{metrics_port}/metrics")
+        # the continuous queries only look back an hour: roll up the simulated morning
+        setup_v1(influxd.url, DB, backfill=True)
         yield Filled(influxd, start, metrics)
     finally:
         influxd.stop()
@@ -595,20 +608,21 @@ def test_the_queries_see_each_room_on_its_own(filled: Filled):
 
 
 def test_the_ventilation_report_adds_up(filled: Filled):
-    """Minutes in the three CO2 bands together are the minutes with a CO2 reading."""
+    """Minutes in the three CO2 bands (one query over the rollup) together are the minutes
+    with a CO2 reading taken while the room was occupied, counted from the raw points; and
+    the scripted Pi's shut room (occupied, CO2 rising 40 ppm a minute) lands in each band."""
     dash = load(f"{gen.ROOM_UID}.json")
     panel = next(p for p in dash["panels"] if p["title"] == "Ventilation report")
     values = tag_values(filled, dash)
     span = time_range(filled, panel)
-    per_band: dict[str, int] = {}
-    for t in panel["targets"][1:]:
-        res = filled.query(interpolate(t["query"], values, *span))["results"][0]
-        for s in res.get("series", []):
-            per_band[s["tags"]["room"]] = per_band.get(s["tags"]["room"], 0) + s["values"][0][1]
+    (bands,) = [t for t in panel["targets"] if "occupied_min_fine" in t["query"]]
+    res = filled.query(interpolate(bands["query"], values, *span))["results"][0]
+    per_room = {s["tags"]["room"]: s["values"][0][1:] for s in res["series"]}
+    per_band = {room: sum(v or 0 for v in minutes) for room, minutes in per_room.items()}
     minutes = filled.query(
         interpolate(
             'SELECT count("c") FROM (SELECT mean("co2_ppm") AS "c" FROM "environment" '
-            'WHERE $timeFilter GROUP BY time(1m), "room" fill(none)) '
+            'WHERE "occupied" = true AND $timeFilter GROUP BY time(1m), "room" fill(none)) '
             'WHERE $timeFilter GROUP BY "room"',
             {},
             *span,
@@ -616,6 +630,8 @@ def test_the_ventilation_report_adds_up(filled: Filled):
     )["results"][0]["series"]
     assert per_band == {s["tags"]["room"]: s["values"][0][1] for s in minutes}
     assert sum(per_band.values()) > 100
+    # minute i (1..59) reads 500 + 40 i ppm: fine for i <= 12, ventilate to i = 37, then critical
+    assert per_room[PI[1]] == [12, 25, 22]
 
 
 def test_the_prometheus_panels_ask_for_metrics_the_ingest_exposes(filled: Filled):

@@ -12,7 +12,12 @@ from typing import Any
 import pytest
 
 from gateway.central.mapping import to_lines
-from gateway.central.tools.influx_setup import InfluxSetupError, rollup_queries, setup_v1
+from gateway.central.tools.influx_setup import (
+    DERIVED,
+    InfluxSetupError,
+    rollup_queries,
+    setup_v1,
+)
 from gateway.central.writers import InfluxV1Writer
 from gateway.errors import ConfigError
 from gateway.launch.broker import free_port
@@ -87,9 +92,15 @@ def test_fresh_server_gets_database_policies_and_one_query_per_measurement(serve
     assert policies(server)["raw"] == ("2160h0m0s", True), "90 days, and where writes go"
     assert policies(server)["rollup_5m"] == ("17520h0m0s", False), "730 days"
     queries = cqs(server)
-    assert set(queries) == {f"rollup_5m_{m}" for m in MEASUREMENTS}
+    derived = {f"rollup_5m_{d.measurement}_{d.field}": d.measurement for d in DERIVED}
+    assert set(queries) == {f"rollup_5m_{m}" for m in MEASUREMENTS} | set(derived)
     for name, text in queries.items():
-        measurement = name.removeprefix("rollup_5m_")
+        measurement = derived.get(name) or name.removeprefix("rollup_5m_")
+        if name in derived:
+            assert f"INTO learnroom.rollup_5m.{measurement} FROM " in text
+            assert f"learnroom.raw.{measurement}" in text
+            assert "GROUP BY time(5m), *" in text, "tags stay tags"
+            continue
         assert f"INTO learnroom.rollup_5m.{measurement} FROM learnroom.raw.{measurement}" in text
         assert "GROUP BY time(5m), *" in text, "tags stay tags"
     gateway = queries["rollup_5m_gateway"]
@@ -152,7 +163,7 @@ def test_a_changed_continuous_query_is_dropped_and_recreated(server: Influxd):
     queries = cqs(server)
     assert "last(bssid) AS bssid" in queries["rollup_5m_wifi"]
     assert "mine" in queries
-    assert len(queries) == len(MEASUREMENTS) + 1
+    assert len(queries) == len(MEASUREMENTS) + len(DERIVED) + 1
 
 
 def test_query_texts_match_what_influxdb_stores(server: Influxd):
@@ -244,7 +255,8 @@ def test_backfill_rolls_up_with_the_same_measurements_fields_and_tags(server: In
         raw_fields = {r["fieldKey"] for r in rows(server, f"SHOW FIELD KEYS FROM raw.{m}")}
         rollup = {r["fieldKey"] for r in rows(server, f"SHOW FIELD KEYS FROM rollup_5m.{m}")}
         assert raw_fields, f"{m} was written to raw"
-        assert rollup == raw_fields, f"{m}: every field is rolled up under its own name"
+        extra = {d.field for d in DERIVED if d.measurement == m}
+        assert rollup - extra == raw_fields, f"{m}: every field is rolled up under its own name"
         raw_tags = {r["tagKey"] for r in rows(server, f"SHOW TAG KEYS FROM raw.{m}")}
         rollup_tags = {r["tagKey"] for r in rows(server, f"SHOW TAG KEYS FROM rollup_5m.{m}")}
         assert rollup_tags == raw_tags, f"{m}: tags stay tags"

@@ -13,6 +13,7 @@ from typing import Any, Final, Literal
 
 from gateway import const
 from gateway.central.thresholds import Rules
+from gateway.central.tools.influx_setup import CO2_BAND_FIELDS, rollup_rp
 
 Json = dict[str, Any]
 
@@ -48,6 +49,21 @@ SITE_ROOM = f'{SITE} AND "room" =~ /^$room$/'
 WHERE = f"{SITE_ROOM} AND $timeFilter"
 WHERE_SITE = f"{SITE} AND $timeFilter"
 ROOM_LINK = f"/d/{ROOM_UID}/room-detail"
+
+#: The 5-minute rollup (``learnroom influx-setup``): the only place where minutes occupied in
+#: each CO2 band are one sum (``influx_setup.DERIVED``); a longer range reads less from it.
+ROLLUP: Final = f'"{rollup_rp()}"'
+#: Column names of the three UBA bands while the room is occupied, in CO2_BAND_FIELDS order.
+BAND_NAMES: Final = ("fine", "air the room", "open the windows")
+
+
+def occupied_bands(group_by: str) -> str:
+    """One query: minutes occupied in each UBA band per group, from the rollup."""
+    sums = ", ".join(
+        f'sum("{field}") AS "{name}"'
+        for field, name in zip(CO2_BAND_FIELDS, BAND_NAMES, strict=True)
+    )
+    return f'SELECT {sums} FROM {ROLLUP}."environment" WHERE {WHERE} GROUP BY {group_by}'  # noqa: S608
 
 
 @dataclass(frozen=True)
@@ -251,3 +267,10 @@ def hidden(*names: str) -> Json:
 
 def colored_cells() -> Json:
     return {"cellOptions": {"type": "color-background", "mode": "basic"}}
+
+
+#: The band columns of a table in their colours.
+BAND_COLUMNS: Final = [
+    column(name, color={"mode": "fixed", "fixedColor": colour})
+    for name, colour in zip(BAND_NAMES, (GOOD, WARN, BAD), strict=True)
+]

@@ -13,7 +13,8 @@ from gateway.central.tools.dashboards.dashboard import (
     Dashboard,
 )
 from gateway.central.tools.dashboards.panels import (
-    BAD,
+    BAND_COLUMNS,
+    BAND_NAMES,
     CHARGING,
     CO2_BANDS,
     CO2_CRIT,
@@ -24,6 +25,7 @@ from gateway.central.tools.dashboards.panels import (
     INFO,
     LOSS_BANDS,
     PRESENT,
+    ROLLUP,
     ROOM_UID,
     RSSI_BANDS,
     RULES,
@@ -37,6 +39,7 @@ from gateway.central.tools.dashboards.panels import (
     colored_cells,
     column,
     hidden,
+    occupied_bands,
     table_options,
     thresholds,
     timeseries_options,
@@ -45,7 +48,6 @@ from gateway.central.tools.dashboards.panels import (
 
 def room_dashboard() -> Dashboard:
     per_interval = 'GROUP BY time($__interval), "room" fill(null)'
-    minutes = 'GROUP BY time(1m), "room" fill(none)'
 
     def air(
         title: str,
@@ -77,16 +79,6 @@ def room_dashboard() -> Dashboard:
             defaults=defaults,
             color_mode="palette-classic",
             options=timeseries_options(),
-        )
-
-    def band_minutes(ref: str, name: str, cond: str) -> Target:
-        return Target(
-            ref,
-            f'SELECT count("co2_ppm") AS "{name}" FROM ('
-            f'SELECT mean("co2_ppm") AS "co2_ppm" FROM "environment" WHERE {WHERE} {minutes}) '
-            f'WHERE {cond} AND $timeFilter GROUP BY "room"',
-            ("room", name),
-            fmt="table",
         )
 
     return Dashboard(
@@ -300,36 +292,26 @@ def room_dashboard() -> Dashboard:
             Panel(
                 "table",
                 "Ventilation report",
-                "Minutes in each air quality band in the chosen time, next to the minutes "
-                "the room was in use. CO2 only rises while people breathe in a room, so the "
-                "'air the room' and 'open the windows' minutes are minutes of use; many of "
-                "them mean the room needs airing more often or a ventilation check.",
+                "Minutes the room was in use, and of those, minutes in each air quality "
+                "band, in the chosen time. Each CO2 reading carries whether the room was "
+                "occupied when it was taken, so an empty room's stale air at night is no "
+                "finding: many 'air the room' or 'open the windows' minutes mean the room "
+                "needs airing more often or a ventilation check. From the 5-minute rollup: "
+                "the newest 5 to 10 minutes are not in it yet.",
                 [
                     Target(
                         "A",
-                        'SELECT count("people") AS "in use" FROM ('
-                        'SELECT max("people") AS "people" FROM "occupancy" '
-                        f"WHERE {WHERE} {minutes}) "
-                        'WHERE "people" > 0 AND $timeFilter GROUP BY "room"',
+                        f'SELECT sum("occupied_min") AS "in use" FROM {ROLLUP}."occupancy" '
+                        f'WHERE {WHERE} GROUP BY "room"',
                         ("room", "in use"),
                         fmt="table",
                     ),
-                    band_minutes("B", "fine", f'"co2_ppm" < {CO2_WARN:.0f}'),
-                    band_minutes(
-                        "C",
-                        "air the room",
-                        f'"co2_ppm" >= {CO2_WARN:.0f} AND "co2_ppm" <= {CO2_CRIT:.0f}',
-                    ),
-                    band_minutes("D", "open the windows", f'"co2_ppm" > {CO2_CRIT:.0f}'),
+                    Target("B", occupied_bands('"room"'), ("room", *BAND_NAMES), fmt="table"),
                 ],
                 w=24,
                 unit="m",
                 defaults={"noValue": "0"},
-                overrides=[
-                    column("fine", color={"mode": "fixed", "fixedColor": GOOD}),
-                    column("air the room", color={"mode": "fixed", "fixedColor": WARN}),
-                    column("open the windows", color={"mode": "fixed", "fixedColor": BAD}),
-                ],
+                overrides=BAND_COLUMNS,
                 custom={"cellOptions": {"type": "color-text"}},
                 transformations=[{"id": "merge", "options": {}}, hidden("Time")],
                 options=table_options("room"),

@@ -11,11 +11,14 @@ from gateway.central.tools.dashboards.dashboard import (
 )
 from gateway.central.tools.dashboards.panels import (
     BAD,
+    BAND_COLUMNS,
+    BAND_NAMES,
     CO2_BANDS,
     CO2_CRIT,
     CO2_WARN,
     GOOD,
     OCCUPIED,
+    ROLLUP,
     ROOMS_UID,
     ROW_LINK,
     SERIES_LINK,
@@ -25,6 +28,7 @@ from gateway.central.tools.dashboards.panels import (
     Target,
     column,
     hidden,
+    occupied_bands,
     stat,
     table_options,
     thresholds,
@@ -181,6 +185,58 @@ def rooms_dashboard() -> Dashboard:
                 ],
                 transformations=[hidden("people")],
                 options=table_options("Last update"),
+            ),
+            Panel(
+                "table",
+                "This week: use and air while in use",
+                "The last seven days per room: minutes in use, the most people at once, "
+                "minutes in use in each air quality band (each CO2 reading carries whether "
+                "the room was occupied, so an empty room's air is no finding), devices lent "
+                "and minutes with poor Wi-Fi. From the 5-minute rollup; `learnroom report` "
+                "prints the same figures day by day for a site.",
+                [
+                    Target(
+                        "A",
+                        'SELECT sum("occupied_min") AS "in use", max("people_max") AS "peak" '
+                        f'FROM {ROLLUP}."occupancy" WHERE {WHERE} {by_room}',
+                        ("site", "room", "in use", "peak"),
+                        fmt="table",
+                    ),
+                    Target(
+                        "B",
+                        occupied_bands(by_room.removeprefix("GROUP BY ")),
+                        ("site", "room", *BAND_NAMES),
+                        fmt="table",
+                    ),
+                    Target(
+                        "C",
+                        f'SELECT sum("count") AS "devices lent" FROM {ROLLUP}."locker_event" '
+                        f"WHERE {WHERE} AND \"type\" = 'checkout' {by_room}",
+                        ("site", "room", "devices lent"),
+                        fmt="table",
+                    ),
+                    Target(
+                        "D",
+                        f'SELECT sum("degraded_min") AS "poor Wi-Fi" FROM {ROLLUP}."wifi" '
+                        f"WHERE {WHERE} {by_room}",
+                        ("site", "room", "poor Wi-Fi"),
+                        fmt="table",
+                    ),
+                ],
+                w=24,
+                h=8,
+                unit="m",
+                defaults={"noValue": "0"},
+                overrides=[
+                    *BAND_COLUMNS,
+                    column("peak", unit="none", displayName="peak people"),
+                    column("devices lent", unit="none"),
+                    column("room", links=ROW_LINK),
+                ],
+                custom={"cellOptions": {"type": "color-text"}},
+                transformations=[{"id": "merge", "options": {}}, hidden("Time")],
+                options=table_options("room"),
+                time_from="7d",
             ),
         ],
         [SITE_VAR, ROOM_VAR],
