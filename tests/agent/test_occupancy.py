@@ -158,3 +158,24 @@ async def test_nightly_reset_of_the_count():
         await sink.until(occ(lambda d: d.people == 0), after=mark)
     finally:
         task.cancel()
+
+
+def test_a_pir_read_that_meets_gpiozeros_queue_thread_is_read_again():
+    """gpiozero fills a PIR's sample deque on its own thread while ``value`` averages it; a
+    read that meets an append raised "deque mutated during iteration" and crashed the
+    source (seen in a soak). The same sensor read again a moment later is consistent."""
+    from gateway.agent.sources.occupancy import _motion
+
+    class Racing:
+        reads = 0
+
+        @property
+        def motion_detected(self) -> bool:
+            self.reads += 1
+            if self.reads == 1:
+                raise RuntimeError("deque mutated during iteration")
+            return True
+
+    pir = Racing()
+    assert _motion(pir) is True
+    assert pir.reads == 2

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Literal
@@ -107,6 +108,18 @@ class _Edge:
     active: bool = False
 
 
+def _motion(pir: Any) -> bool:  # noqa: ANN401 - gpiozero is untyped
+    """``pir.motion_detected``, read safely: gpiozero's queue thread appends to the deque that
+    ``value`` averages, and a read that meets an append raises "deque mutated during
+    iteration" (seen in a soak). The next read a moment later is consistent."""
+    for _ in range(4):
+        try:
+            return bool(pir.motion_detected)
+        except RuntimeError:
+            time.sleep(0.001)
+    return bool(pir.motion_detected)
+
+
 class OccupancySource:
     name = "occupancy"
 
@@ -172,7 +185,7 @@ class OccupancySource:
     def reading(self, pirs: list[Any], seats: list[Any], now: float) -> OccupancyData:
         taken = sum(1 for s in seats if s.is_active)
         people = self.counter.count if self.counter is not None else None
-        present = any(p.motion_detected for p in pirs) or bool(people) or taken > 0
+        present = any(_motion(p) for p in pirs) or bool(people) or taken > 0
         occupied = self.hold.update(present, now)
         return OccupancyData(
             people=people,
