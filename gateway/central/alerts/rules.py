@@ -12,13 +12,13 @@ Defaults follow DESIGN.md "Thresholds" (CO2 guide values of the Umweltbundesamt)
 
 from __future__ import annotations
 
-import dataclasses
+import functools
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import Enum
-from typing import Any
+from typing import Any, NamedTuple
 
 from gateway.central.thresholds import (
     RULE_NAMES,
@@ -105,9 +105,9 @@ class RoomState:
         self.health = data
 
 
-@dataclass(frozen=True)
-class Finding:
-    """One rule's verdict on one thing; ``target`` names it (a locker, a slot) or is empty."""
+class Finding(NamedTuple):
+    """One rule's verdict on one thing; ``target`` names it (a locker, a slot) or is empty.
+    A tuple: tens of thousands are made per pass, and a frozen dataclass costs twice as much."""
 
     rule: str
     verdict: Verdict
@@ -170,25 +170,38 @@ def check_wifi(room: RoomState, s: WifiRule, now: datetime) -> Iterator[Finding]
     yield Finding("wifi_degraded", verdict, f"Wi-Fi degraded: {what}", f"WLAN gestört: {what}")
 
 
+@functools.lru_cache(maxsize=8192)
+def _co2_texts(rule: str, co2: float | None) -> tuple[str, str]:
+    """Messages depend on the value only: made once per value, not per room and pass."""
+    if rule == "co2_ventilate":
+        return (
+            f"CO2 {co2:.0f} ppm: please ventilate" if co2 else "CO2 high: please ventilate",
+            f"CO2 {co2:.0f} ppm: bitte lüften" if co2 else "CO2 hoch: bitte lüften",
+        )
+    return (
+        f"CO2 {co2:.0f} ppm: air quality unacceptable, ventilate now" if co2 else "CO2 critical",
+        f"CO2 {co2:.0f} ppm: Luftqualität inakzeptabel, sofort lüften" if co2 else "CO2 kritisch",
+    )
+
+
 def check_co2_ventilate(room: RoomState, s: AboveRule, now: datetime) -> Iterator[Finding]:
     co2 = room.environment.co2_ppm if room.environment else None
-    yield from _above(
-        "co2_ventilate",
-        co2,
-        s,
-        f"CO2 {co2:.0f} ppm: please ventilate" if co2 else "CO2 high: please ventilate",
-        f"CO2 {co2:.0f} ppm: bitte lüften" if co2 else "CO2 hoch: bitte lüften",
-    )
+    yield from _above("co2_ventilate", co2, s, *_co2_texts("co2_ventilate", co2))
 
 
 def check_co2_critical(room: RoomState, s: AboveRule, now: datetime) -> Iterator[Finding]:
     co2 = room.environment.co2_ppm if room.environment else None
-    yield from _above(
-        "co2_critical",
-        co2,
-        s,
-        f"CO2 {co2:.0f} ppm: air quality unacceptable, ventilate now" if co2 else "CO2 critical",
-        f"CO2 {co2:.0f} ppm: Luftqualität inakzeptabel, sofort lüften" if co2 else "CO2 kritisch",
+    yield from _above("co2_critical", co2, s, *_co2_texts("co2_critical", co2))
+
+
+@functools.lru_cache(maxsize=8192)
+def _range_texts(
+    value: float, low: float, high: float, unit: str, en: str, de: str
+) -> tuple[str, str]:
+    limits = f"{low:g}-{high:g} {unit}"
+    return (
+        f"{en} {value:.1f} {unit} outside {limits}",
+        f"{de} {value:.1f} {unit} außerhalb {limits}",
     )
 
 
@@ -204,13 +217,7 @@ def _range(
         verdict = Verdict.GOOD
     else:
         verdict = Verdict.HOLD
-    limits = f"{s.low:g}-{s.high:g} {unit}"
-    yield Finding(
-        rule,
-        verdict,
-        f"{en} {value:.1f} {unit} outside {limits}",
-        f"{de} {value:.1f} {unit} außerhalb {limits}",
-    )
+    yield Finding(rule, verdict, *_range_texts(value, s.low, s.high, unit, en, de))
 
 
 def check_temperature(room: RoomState, s: RangeRule, now: datetime) -> Iterator[Finding]:
@@ -223,17 +230,20 @@ def check_humidity(room: RoomState, s: RangeRule, now: datetime) -> Iterator[Fin
     yield from _range("humidity", value, s, "%", "Humidity", "Luftfeuchte")
 
 
+@functools.lru_cache(maxsize=8192)
+def _door_texts(locker: str, after_s: float) -> tuple[str, str]:
+    return (
+        f"Locker {locker}: door open for more than {after_s:.0f} s",
+        f"Schließfach {locker}: Tür länger als {after_s:.0f} s offen",
+    )
+
+
 def check_door(room: RoomState, s: AfterRule, now: datetime) -> Iterator[Finding]:
     for locker in room.lockers:
         since = room.door_open_since.get(locker)
         bad = since is not None and (now - since).total_seconds() >= s.after_s
-        yield Finding(
-            "locker_door_open",
-            Verdict.BAD if bad else Verdict.GOOD,
-            f"Locker {locker}: door open for more than {s.after_s:.0f} s",
-            f"Schließfach {locker}: Tür länger als {s.after_s:.0f} s offen",
-            target=locker,
-        )
+        en, de = _door_texts(locker, s.after_s)
+        yield Finding("locker_door_open", Verdict.BAD if bad else Verdict.GOOD, en, de, locker)
 
 
 def check_overdue(room: RoomState, s: AfterRule, now: datetime) -> Iterator[Finding]:
@@ -249,17 +259,25 @@ def check_overdue(room: RoomState, s: AfterRule, now: datetime) -> Iterator[Find
         )
 
 
+@functools.lru_cache(maxsize=65536)
+def _slot_texts(locker: str, slot: str) -> tuple[str, str, str]:
+    """A slot's messages and target: the same for every pass, made once (8 slots a room)."""
+    return (
+        f"Device in {locker}/{slot} is not charging",
+        f"Gerät in {locker}/{slot} lädt nicht",
+        f"{locker}/{slot}",
+    )
+
+
 def check_not_charging(room: RoomState, s: AfterRule, now: datetime) -> Iterator[Finding]:
+    after, since_of = s.after_s, room.not_charging_since
     for locker, data in room.lockers.items():
         for slot in data.slots:
-            since = room.not_charging_since.get((locker, slot.slot))
-            bad = since is not None and (now - since).total_seconds() >= s.after_s
+            since = since_of.get((locker, slot.slot))
+            bad = since is not None and (now - since).total_seconds() >= after
+            en, de, target = _slot_texts(locker, slot.slot)
             yield Finding(
-                "device_not_charging",
-                Verdict.BAD if bad else Verdict.GOOD,
-                f"Device in {locker}/{slot.slot} is not charging",
-                f"Gerät in {locker}/{slot.slot} lädt nicht",
-                target=f"{locker}/{slot.slot}",
+                "device_not_charging", Verdict.BAD if bad else Verdict.GOOD, en, de, target
             )
 
 
@@ -388,19 +406,32 @@ CHECKS: dict[str, Check] = {
 assert set(CHECKS) == set(RULE_NAMES)  # noqa: S101 - a rule without a check is a bug
 
 
+def _enabled(rules: Rules) -> list[tuple[str, Check, Any]]:
+    """The enabled rules' checks with their settings, made once per ``Rules`` (a few distinct
+    ones: defaults, and one per distinct set of overrides)."""
+    cached = _ENABLED.get(id(rules))
+    if cached is None or cached[0] is not rules:
+        checks = [(n, c, getattr(rules, n)) for n, c in CHECKS.items()]
+        cached = _ENABLED[id(rules)] = (rules, [t for t in checks if t[2].enabled])
+        if len(_ENABLED) > 4096:  # configs made and dropped again and again (tests)
+            _ENABLED.clear()
+            _ENABLED[id(rules)] = cached
+    return cached[1]
+
+
+_ENABLED: dict[int, tuple[Rules, list[tuple[str, Check, Any]]]] = {}
+
+
 def evaluate(room: RoomState, rules: Rules, now: datetime) -> Iterator[Finding]:
     """Every enabled rule's findings for one room."""
     offline = False
-    for name, check in CHECKS.items():
-        settings = getattr(rules, name)
-        if not settings.enabled:
-            continue
+    for name, check, settings in _enabled(rules):
         for found in check(room, settings, now):
             if name == "gateway_offline":
                 offline = found.verdict is Verdict.BAD
             elif offline:
                 # stale data from a dead gateway says nothing new: hold every other alert
-                yield dataclasses.replace(found, verdict=Verdict.HOLD)
+                yield found._replace(verdict=Verdict.HOLD)
                 continue
             yield found
 

@@ -4,94 +4,69 @@ delivery to Prometheus Alertmanager, the retained ``{p}/alerts/<rule>`` topics a
 Alertmanager does the routing, grouping, silencing and e-mail/webhook/chat; this service only
 says which alerts fire (v2 API, ``POST /api/v2/alerts``). Firing alerts are sent again every
 ``resend_interval_s`` with ``endsAt`` four intervals ahead (as Prometheus does), so an alert
-whose sender died resolves by itself; a resolved alert is sent with ``endsAt`` = now until
-Alertmanager has taken it.
+whose sender died resolves by itself; a resolved alert is sent with ``endsAt`` = its
+resolution until Alertmanager has taken it (``delivery``).
 
 The retained alert topics are also the service's memory: after a restart it reads them before
 its first evaluation and carries on with the same ``startsAt``, so nothing is announced twice
 and nothing firing is forgotten.
+
+Three loops run supervised (HA's MQTT client is the model): MQTT, evaluation and Alertmanager
+delivery. An exception in one message or one pass is logged once per kind, counted
+(``learnroom_alerts_errors_total``) and the loop goes on; a loop that ends or hangs past its
+deadline makes ``run`` return 1, so systemd or compose start a fresh process; ``/healthz``
+says which loop does what (``health``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
-import re
-import urllib.error
+import time
 import urllib.parse
-import urllib.request
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import aiomqtt
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter
 
-from gateway.central.alerts.rules import CHECKS, Finding, RoomState, Tracker, Verdict, evaluate
+from gateway.central.alerts.delivery import (
+    AlertmanagerError,
+    Backoff,
+    Courier,
+    in_daemon_thread,
+    wait_any,
+)
+from gateway.central.alerts.evaluation import Evaluator, Room, Transition, alert_key
+from gateway.central.alerts.health import LoopHealth, LoopStatus, blocked, serve
+from gateway.central.alerts.rules import Tracker
 from gateway.central.config import CentralConfig
 from gateway.central.mapping import to_lines
-from gateway.central.thresholds import Rules
 from gateway.central.validate import Accepted, check
 from gateway.central.writers import Writer, writer_from_config
 from gateway.config import tls_context
-from gateway.models import (
-    AlertData,
-    EnvironmentData,
-    EventData,
-    HealthData,
-    LockerData,
-    StatusData,
-    WifiData,
-    make_envelope,
-)
+from gateway.models import AlertData, make_envelope
+
+__all__ = ["AlertService", "AlertmanagerError", "alert_key", "build_service"]
 
 _LOGGER = logging.getLogger(__name__)
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]")
-
-
-def alert_key(rule: str, target: str) -> str:
-    """The topic level of an alert: the rule, and what it is about when there is more than one."""
-    if not target:
-        return rule
-    return f"{rule}-{_UNSAFE.sub('-', target)}"[:63]
-
-
-@dataclass
-class Room:
-    state: RoomState
-    trackers: dict[str, Tracker] = field(default_factory=dict)
-
-
-class AlertmanagerError(ConnectionError):
-    pass
-
-
-def post_alerts(url: str, alerts: list[dict[str, Any]], timeout: float = 10.0) -> None:
-    """Alertmanager's v2 API; raises ``AlertmanagerError`` with its answer on failure."""
-    request = urllib.request.Request(  # noqa: S310 - configured http(s) URL
-        f"{url}/api/v2/alerts",
-        data=json.dumps(alerts).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json"},
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=timeout):  # noqa: S310
-            return
-    except urllib.error.HTTPError as exc:
-        body = exc.read().decode(errors="replace")[:300]
-        raise AlertmanagerError(f"Alertmanager answered {exc.code}: {body}") from exc
-    except OSError as exc:
-        raise AlertmanagerError(f"Alertmanager at {url} unreachable: {exc}") from exc
+LOOPS = ("mqtt", "evaluate", "alertmanager")
+#: How far past its own deadline a loop may be before it counts as stuck.
+GRACE_S = 10.0
+#: The event loop not running for this long is a blocked process; its heartbeat's period.
+BLOCKED_S = 30.0
+BEAT_S = 1.0
+#: Broker answers that need a person, not a retry (MQTT 3.1.1 and 5 codes).
+_REFUSED_CODES = {4, 5, 134, 135}
 
 
 def _iso(when: datetime) -> str:
     return when.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-class AlertService:
+class AlertService(Evaluator):
     def __init__(
         self,
         config: CentralConfig,
@@ -100,154 +75,34 @@ class AlertService:
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         registry: CollectorRegistry | None = None,
     ) -> None:
-        self.config = config
-        self.settings = config.alerts
+        super().__init__(config, clock=clock, registry=registry)
         self.writer = writer
-        self.clock = clock
-        self.prefix = config.mqtt.prefix
-        self.window = config.accept.window()
-        self.rooms: dict[tuple[str, str], Room] = {}
-        self._started = False
-        self._unsent_resolved: list[dict[str, Any]] = []
-        self._last_resend = datetime.min.replace(tzinfo=UTC)
         self._client: aiomqtt.Client | None = None
-        self.registry = registry or CollectorRegistry()
-        self.firing_gauge = Gauge(
-            "learnroom_alerts_firing",
-            "alerts firing now",
-            ["rule", "severity"],
+        self._connected = asyncio.Event()
+        self._beat = time.monotonic()
+        self._last_message = 0.0
+        self._logged: set[tuple[str, str]] = set()
+        self.status = {name: LoopStatus(name) for name in LOOPS}
+        self.errors = Counter(
+            "learnroom_alerts_errors",
+            "exceptions in a loop, which went on",
+            ["loop"],
             registry=self.registry,
         )
-        self.notifications = Counter(
-            "learnroom_alerts_alertmanager_posts",
-            "posts to Alertmanager, by result",
-            ["result"],
-            registry=self.registry,
-        )
-        self.transitions = Counter(
-            "learnroom_alerts_transitions",
-            "alerts that started firing or resolved",
-            ["rule", "change"],
-            registry=self.registry,
-        )
+        url = self.settings.alertmanager_url
+        self._courier = None
+        if url is not None:
+            self._courier = Courier(
+                url,
+                timeout_s=self.settings.alertmanager_timeout_s,
+                resend_s=self.settings.resend_interval_s,
+                firing=self._firing,
+                status=self.status["alertmanager"],
+                registry=self.registry,
+                grace_s=GRACE_S,
+            )
 
-    # -- state from MQTT -------------------------------------------------------------------
-
-    def room(self, site: str, room: str) -> Room:
-        key = (site, room)
-        if key not in self.rooms:
-            interval = self.settings.interval_for(site, room)
-            self.rooms[key] = Room(RoomState(site, room, interval))
-        return self.rooms[key]
-
-    def on_message(self, topic: str, payload: bytes, *, retained: bool = False) -> None:
-        result = check(topic, payload, self.prefix, now=self.clock(), window=self.window)
-        if not isinstance(result, Accepted):
-            return  # the ingest counts what is refused; alerts only need what is valid
-        env, sub = result.envelope, result.topic.sub
-        now = self.clock()
-        if env.kind == "alerts":
-            if not self._started:
-                self._resume(env.site, env.room, sub or env.data.rule, env.data, env.ts)
-            return
-        room = self.room(env.site, env.room)
-        state = room.state
-        # durations run on arrival time (a Pi without a real-time clock may be off); a
-        # retained copy handed out at subscribe time is as old as its reading
-        at = min(env.ts, now) if retained else now
-        state.seen(at)
-        data = env.data
-        if isinstance(data, StatusData):
-            state.online = data.online
-        elif isinstance(data, EnvironmentData):
-            window = self.settings.rules_for(env.site, env.room).sensor_stuck.window_s
-            state.set_environment(data, at, window)
-        elif isinstance(data, WifiData):
-            state.wifi = data
-        elif isinstance(data, LockerData) and sub is not None:
-            state.set_locker(sub, data, at)
-        elif isinstance(data, HealthData):
-            state.set_health(data, at)
-        elif isinstance(data, EventData) and data.locker and data.slot:
-            slot = (data.locker, data.slot)
-            if data.type == "overdue":
-                state.overdue[slot] = data.due
-            elif data.type == "return":
-                state.overdue.pop(slot, None)
-        if env.kind != "status" and state.online is False:
-            state.online = True  # a reading after the Last Will: it is back
-
-    def _resume(self, site: str, room: str, key: str, data: AlertData, ts: datetime) -> None:
-        """A retained alert from before a restart: carry on firing with its ``startsAt``."""
-        if data.rule not in CHECKS or not data.firing:
-            return
-        tracker = Tracker(
-            data.rule,
-            data.target or "",
-            data.severity,
-            firing_since=data.since or ts,
-            started=data.since or ts,
-            bad_since=data.since or ts,
-            en=data.message,
-            de=data.message_de or data.message,
-        )
-        self.room(site, room).trackers[key] = tracker
-        self.firing_gauge.labels(data.rule, data.severity).inc()
-        _LOGGER.info("resuming %s/%s %s, firing since %s", site, room, key, tracker.firing_since)
-
-    # -- evaluation ------------------------------------------------------------------------
-
-    def evaluate(self) -> tuple[list[tuple[Room, str, Tracker]], list[tuple[Room, str, Tracker]]]:
-        """One pass over every room; returns the alerts that fired and that resolved."""
-        now = self.clock()
-        fired: list[tuple[Room, str, Tracker]] = []
-        resolved: list[tuple[Room, str, Tracker]] = []
-        for (site, room_id), room in list(self.rooms.items()):
-            rules = self.settings.rules_for(site, room_id)
-            quiet = self.settings.in_maintenance(site, room_id, now)
-            seen: set[str] = set()
-            for finding in evaluate(room.state, rules, now):
-                key = alert_key(finding.rule, finding.target)
-                seen.add(key)
-                verdict = Verdict.GOOD if quiet else finding.verdict
-                self._step(room, rules, key, finding, verdict, now, fired, resolved)
-            for key, tracker in list(room.trackers.items()):
-                if key not in seen and tracker.firing:
-                    # the thing it was about is gone (a locker removed, a rule disabled)
-                    gone = Finding(tracker.rule, Verdict.GOOD, tracker.en, tracker.de)
-                    self._step(room, rules, key, gone, Verdict.GOOD, now, fired, resolved)
-        return fired, resolved
-
-    def _step(
-        self,
-        room: Room,
-        rules: Rules,
-        key: str,
-        finding: Finding,
-        verdict: Verdict,
-        now: datetime,
-        fired: list[tuple[Room, str, Tracker]],
-        resolved: list[tuple[Room, str, Tracker]],
-    ) -> None:
-        settings = getattr(rules, finding.rule)
-        tracker = room.trackers.get(key)
-        if tracker is None:
-            if verdict is not Verdict.BAD:
-                return  # nothing to track
-            tracker = Tracker(finding.rule, finding.target, settings.severity)
-            room.trackers[key] = tracker
-        if verdict is not finding.verdict:
-            finding = Finding(finding.rule, verdict, finding.en, finding.de, finding.target)
-        change = tracker.step(finding, settings, now)
-        if change == "fire":
-            fired.append((room, key, tracker))
-        elif change == "resolve":
-            resolved.append((room, key, tracker))
-            del room.trackers[key]
-        elif not tracker.firing and tracker.bad_since is None:
-            del room.trackers[key]  # back to nothing pending
-
-    # -- delivery --------------------------------------------------------------------------
+    # -- what goes out -----------------------------------------------------------------------
 
     def am_alert(
         self, room: Room, tracker: Tracker, *, resolved_at: datetime | None
@@ -266,7 +121,7 @@ class AlertService:
         if tracker.target:
             labels["target"] = tracker.target
         now = self.clock()
-        starts = tracker.started or now
+        starts = min(tracker.started or now, now)  # never ahead: endsAt follows from it
         ends = resolved_at or now + timedelta(seconds=4 * s.resend_interval_s)
         ends = max(ends, starts + timedelta(milliseconds=1))  # Alertmanager insists
         return {
@@ -299,101 +154,182 @@ class AlertService:
         env = make_envelope(st.site, st.room, data, self.clock(), None)
         return topic, env.model_dump_json(exclude_none=True).encode()
 
-    async def deliver(
-        self,
-        fired: list[tuple[Room, str, Tracker]],
-        resolved: list[tuple[Room, str, Tracker]],
-    ) -> None:
+    async def deliver(self, fired: list[Transition], resolved: list[Transition]) -> None:
+        """One pass's changes to MQTT (retained), InfluxDB (awaited: a copy, failures only
+        logged) and the Alertmanager outbox, which the delivery loop sends."""
         now = self.clock()
         lines: list[str] = []
+        courier = self._courier
         for room, key, tracker in fired:
-            _LOGGER.warning(
-                "FIRING %s/%s %s: %s", room.state.site, room.state.room, key, tracker.en
-            )
+            st = room.state
+            _LOGGER.warning("FIRING %s/%s %s: %s", st.site, st.room, key, tracker.en)
             self.firing_gauge.labels(tracker.rule, tracker.severity).inc()
             self.transitions.labels(tracker.rule, "fired").inc()
             topic, payload = self.envelope(room, key, tracker, firing=True)
             await self._publish(topic, payload)
             lines += self._lines(topic, payload)
+            if courier is not None:
+                courier.fired(
+                    (st.site, st.room, key), self.am_alert(room, tracker, resolved_at=None)
+                )
         for room, key, tracker in resolved:
-            _LOGGER.info("resolved %s/%s %s", room.state.site, room.state.room, key)
+            st = room.state
+            _LOGGER.info("resolved %s/%s %s", st.site, st.room, key)
             self.firing_gauge.labels(tracker.rule, tracker.severity).dec()
             self.transitions.labels(tracker.rule, "resolved").inc()
             topic, payload = self.envelope(room, key, tracker, firing=False)
             lines += self._lines(topic, payload)
             await self._publish(topic, b"")  # an empty retained message clears the topic
-            self._unsent_resolved.append(self.am_alert(room, tracker, resolved_at=now))
+            if courier is not None:
+                courier.resolved(
+                    (st.site, st.room, key), self.am_alert(room, tracker, resolved_at=now)
+                )
         if lines and self.writer is not None:
             try:
-                await asyncio.to_thread(self.writer.write, lines)
+                await in_daemon_thread(self.writer.write, lines)
             except Exception as exc:  # noqa: BLE001 - InfluxDB is a copy; MQTT and AM matter
                 _LOGGER.warning("cannot write alert points to InfluxDB: %s", exc)
-        await self._post(fired)
 
     def _lines(self, topic: str, payload: bytes) -> list[str]:
         result = check(topic, payload, self.prefix)
         return to_lines(result.envelope, result.topic.sub) if isinstance(result, Accepted) else []
 
     async def _publish(self, topic: str, payload: bytes) -> None:
-        if self._client is not None:
-            await self._client.publish(topic, payload, qos=1, retain=True)
-
-    async def _post(self, fired: list[tuple[Room, str, Tracker]]) -> None:
-        url = self.settings.alertmanager_url
-        if url is None:
-            return
-        now = self.clock()
-        alerts = list(self._unsent_resolved)
-        due = (now - self._last_resend).total_seconds() >= self.settings.resend_interval_s
-        if due:
-            for room in self.rooms.values():
-                alerts += [
-                    self.am_alert(room, t, resolved_at=None)
-                    for t in room.trackers.values()
-                    if t.firing
-                ]
-        else:
-            alerts += [self.am_alert(room, t, resolved_at=None) for room, _, t in fired]
-        if not alerts:
+        """Retained and QoS 1; kept (the newest per topic) for the next pass when the broker
+        is away, so a retained topic never stays firing after its alert resolved."""
+        self._unpublished.pop(topic, None)
+        client = self._client
+        if client is None:
+            self._unpublished[topic] = payload
             return
         try:
-            await asyncio.to_thread(post_alerts, url, alerts)
-        except AlertmanagerError as exc:
-            self.notifications.labels("failed").inc()
-            _LOGGER.warning("%s; trying again at the next evaluation", exc)
-            return
-        self.notifications.labels("ok").inc()
-        self._unsent_resolved.clear()
-        if due:
-            self._last_resend = now
+            await client.publish(topic, payload, qos=1, retain=True)
+        except aiomqtt.MqttError:
+            self._unpublished[topic] = payload
 
-    # -- running ---------------------------------------------------------------------------
+    async def _flush_unpublished(self) -> None:
+        for topic, payload in list(self._unpublished.items()):
+            if self._client is None:
+                return
+            await self._publish(topic, payload)
 
-    async def run(self, stop: asyncio.Event) -> None:
-        m = self.config.mqtt
+    # -- running -----------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> int:
+        """Serve until ``stop`` (0), or until a loop ends or hangs (1: start a fresh process)."""
         s = self.settings
+        server = None
         if s.metrics_port:
-            from prometheus_client import start_http_server  # noqa: PLC0415
-
-            server, _ = start_http_server(s.metrics_port, s.metrics_host, registry=self.registry)
-            stop_metrics: Callable[[], None] = server.shutdown
-        else:
-            stop_metrics = lambda: None  # noqa: E731
+            server = serve(s.metrics_host, s.metrics_port, self.registry, self.health)
+            _LOGGER.info("metrics on :%d/metrics, health on /healthz", s.metrics_port)
         try:
-            while not stop.is_set():
-                try:
-                    await self._session(stop)
-                except aiomqtt.MqttError as exc:
-                    self._client = None
-                    _LOGGER.warning("alerts lost the broker (%s); reconnecting", exc)
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), m.reconnect_min_s)
+            return await self._supervise(stop)
         finally:
-            stop_metrics()
+            if server is not None:
+                server.shutdown()
+                server.server_close()
             if self.writer is not None:
                 self.writer.close()
 
-    async def _session(self, stop: asyncio.Event) -> None:
+    async def _supervise(self, stop: asyncio.Event) -> int:
+        loops: dict[str, Callable[[asyncio.Event], Coroutine[Any, Any, None]]] = {
+            "mqtt": self._mqtt_loop,
+            "evaluate": self._evaluate_loop,
+            "alertmanager": self._deliver_loop,
+        }
+        tasks = {n: asyncio.create_task(f(stop), name=f"alerts-{n}") for n, f in loops.items()}
+        beat = asyncio.create_task(self._heartbeat(), name="alerts-heartbeat")
+        stopper = asyncio.create_task(stop.wait(), name="alerts-stop")
+        code = 0
+        try:
+            while not stop.is_set():
+                await asyncio.wait(
+                    [stopper, *tasks.values()], timeout=1.0, return_when="FIRST_COMPLETED"
+                )
+                if stop.is_set():
+                    break
+                for name, task in tasks.items():
+                    if task.done() and not self.status[name].dead:
+                        exc = None if task.cancelled() else task.exception()
+                        self.status[name].dead = True
+                        self.status[name].detail = f"the {name} loop ended: {exc!r:.200}"
+                        _LOGGER.critical("the %s loop ended", name, exc_info=exc)
+                # the loops' own states; a blocked event loop is /healthz's to say (this
+                # check only runs when the loop is not blocked)
+                fatal = [h for h in self.loop_health() if h.fatal]
+                for h in fatal:
+                    _LOGGER.critical(
+                        "the %s loop is %s (%s): exiting so that the alert service is started "
+                        "again; firing alerts resume from their retained topics",
+                        h.loop,
+                        h.state,
+                        h.detail,
+                    )
+                if fatal:
+                    code = 1
+                    break
+        finally:
+            everything: list[asyncio.Task[Any]] = [*tasks.values(), beat, stopper]
+            for task in everything:
+                task.cancel()
+            await asyncio.gather(*everything, return_exceptions=True)
+            self._client = None
+        return code
+
+    def health(self) -> list[LoopHealth]:
+        """Every loop's state, and the event loop's when it is blocked (``/healthz``)."""
+        stuck = blocked(self._beat, BLOCKED_S)
+        return [*self.loop_health(), stuck] if stuck else self.loop_health()
+
+    def loop_health(self) -> list[LoopHealth]:
+        out = [self.status[name].health(GRACE_S) for name in LOOPS]
+        mqtt = out[0]
+        if mqtt.state == "connected":
+            ago = time.monotonic() - self._last_message
+            detail = f"last message {ago:.0f} s ago" if self._last_message else "no messages yet"
+            out[0] = LoopHealth("mqtt", ok=True, state="connected", detail=detail)
+        return out
+
+    async def _heartbeat(self) -> None:
+        while True:
+            self._beat = time.monotonic()
+            await asyncio.sleep(BEAT_S)
+
+    def _failed(self, loop: str, exc: BaseException) -> None:
+        """Count an exception that a loop survived; log each kind once with its traceback."""
+        self.errors.labels(loop).inc()
+        kind = (loop, type(exc).__name__)
+        if kind not in self._logged and len(self._logged) < 100:
+            self._logged.add(kind)
+            _LOGGER.error(
+                "alerts %s loop: %r (counted; further ones only counted)", loop, exc, exc_info=exc
+            )
+
+    async def _mqtt_loop(self, stop: asyncio.Event) -> None:
+        m = self.config.mqtt
+        st = self.status["mqtt"]
+        backoff = Backoff(min_s=m.reconnect_min_s, max_s=max(m.reconnect_min_s, 30.0))
+        down = False
+        while not stop.is_set():
+            st.set("connecting", f"{m.host}:{m.effective_port}")
+            try:
+                await self._session(backoff)
+            except aiomqtt.MqttError as exc:
+                self._client = None
+                self._connected.clear()
+                code = getattr(getattr(exc, "rc", None), "value", getattr(exc, "rc", None))
+                if not down:
+                    _LOGGER.warning("alerts lost the broker (%s); reconnecting", exc)
+                    down = True
+                delay = backoff.next_delay()
+                st.set("reconnecting", f"{exc}; next try in {delay:.0f} s")
+                st.refused = code in _REFUSED_CODES
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay)
+            else:
+                down = False
+
+    async def _session(self, backoff: Backoff) -> None:
         m = self.config.mqtt
         v5 = m.protocol == "5"
         async with aiomqtt.Client(
@@ -406,35 +342,73 @@ class AlertService:
             keepalive=m.keepalive_s,
             protocol=aiomqtt.ProtocolVersion.V5 if v5 else aiomqtt.ProtocolVersion.V311,
         ) as client:
-            self._client = client
             await client.subscribe(f"{self.prefix}/#", qos=1)
+            self._client = client
+            self._connected.set()
+            backoff.reset()
+            self.status["mqtt"].set("connected", m.host)
             _LOGGER.info("alerts subscribed to %s/# on %s", self.prefix, m.host)
-            reader = asyncio.create_task(self._read(client))
-            try:
-                if not self._started:
-                    await asyncio.sleep(self.settings.startup_grace_s)
-                    self._started = True
-                while not stop.is_set():
-                    fired, resolved = self.evaluate()
-                    await self.deliver(fired, resolved)
-                    if reader.done():
-                        reader.result()  # raises the broker's error
-                    with contextlib.suppress(TimeoutError):
-                        await asyncio.wait_for(stop.wait(), self.settings.evaluate_interval_s)
-            finally:
-                reader.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await reader
-                self._client = None
-
-    async def _read(self, client: aiomqtt.Client) -> None:
-        async for msg in client.messages:
-            payload = msg.payload
-            if isinstance(payload, bytes | bytearray):
+            async for msg in client.messages:
+                self._last_message = time.monotonic()
+                payload = msg.payload
                 try:
-                    self.on_message(str(msg.topic), bytes(payload), retained=msg.retain)
-                except Exception:  # a bug in one rule must not stop the others
-                    _LOGGER.exception("alerts: cannot handle %s", msg.topic)
+                    if isinstance(payload, bytes | bytearray):
+                        self.on_message(str(msg.topic), bytes(payload), retained=msg.retain)
+                except Exception as exc:  # noqa: BLE001 - one message must not stop the others
+                    self._failed("mqtt", exc)
+
+    async def _evaluate_loop(self, stop: asyncio.Event) -> None:
+        s = self.settings
+        st = self.status["evaluate"]
+        #: a pass includes the InfluxDB copy, whose writer retries by itself
+        pass_s = 300.0 + 10 * s.evaluate_interval_s
+        while not stop.is_set():
+            if not self._connected.is_set():
+                st.set("waiting", "for the broker: no evaluation without fresh state")
+                await wait_any(stop, None, self._connected)
+                continue
+            if not self._started:
+                st.set("starting", "reading retained alerts", within=s.startup_grace_s + 5)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), s.startup_grace_s)
+                self._started = True
+                continue
+            st.set("evaluating", f"{len(self.rooms)} rooms", within=pass_s)
+            try:
+                await self._flush_unpublished()
+                await self.deliver(*await self.evaluate_yielding())
+            except Exception as exc:  # noqa: BLE001 - the next pass may well succeed
+                self._failed("evaluate", exc)
+            p = self.last_pass
+            detail = f"last pass: {p.rooms} of {len(self.rooms)} rooms in {p.took_s * 1000:.0f} ms"
+            st.set("waiting", detail, within=s.evaluate_interval_s + 5)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), s.evaluate_interval_s)
+
+    async def _deliver_loop(self, stop: asyncio.Event) -> None:
+        courier = self._courier
+        if courier is None:
+            self.status["alertmanager"].set("disabled", "no alertmanager_url: MQTT and InfluxDB")
+            await stop.wait()
+            return
+        while not stop.is_set():
+            try:
+                await courier.run(stop)
+            except Exception as exc:  # noqa: BLE001 - a bug in one batch must not end delivery
+                self._failed("alertmanager", exc)
+                courier.owed = True
+                await wait_any(stop, courier.backoff.next_delay())
+
+    async def _firing(self) -> list[dict[str, Any]]:
+        """Every firing alert as Alertmanager takes it; gives way to messages now and then."""
+        out: list[dict[str, Any]] = []
+        for i, room in enumerate(list(self.rooms.values())):
+            out += [
+                self.am_alert(room, t, resolved_at=None) for t in room.trackers.values() if t.firing
+            ]
+            if i % 256 == 255:
+                await asyncio.sleep(0)
+        return out
 
 
 def build_service(config: CentralConfig) -> AlertService:
