@@ -18,10 +18,9 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, time
 from pathlib import Path
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import aiomqtt
 from aiomqtt.types import PayloadType
@@ -38,13 +37,22 @@ from gateway.central.config import (
     AlertsSection,
     CentralConfig,
     CentralMqttSection,
+    DisplayRoom,
     DisplaySection,
     InfluxSection,
     IngestSection,
     parse_influx_url,
 )
-from gateway.central.display.app import EmbeddedServer, server_for
-from gateway.central.display.service import Hub
+from gateway.central.display.app import EmbeddedServer, build_hub, server_for
+from gateway.central.display.sample import (
+    DEMO_HOURS,
+    DEMO_TZ,
+    SITES,
+    DemoRoom,
+    demo_rooms,
+    display_rooms,
+)
+from gateway.central.hours import OpeningHours
 from gateway.central.ingest.service import Ingest
 from gateway.central.tools.influx_setup import setup_v1
 from gateway.central.writers import writer_from_config
@@ -58,10 +66,7 @@ from gateway.topics import Topic, room_filter
 
 _LOGGER = logging.getLogger(__name__)
 
-#: every demo room is in Germany, as the UBA thresholds are
-DEMO_TZ = ZoneInfo("Europe/Berlin")
-
-SITES = ("stadtbuecherei-mitte", "gesamtschule-nord", "stadtteilbibliothek-ost")
+NO_SHOW_ARRIVALS = time(9, 30)  # nobody comes to the no-show room before then
 
 
 @dataclass
@@ -76,9 +81,25 @@ class RoomView:
     alerts: dict[str, str] = field(default_factory=dict)
 
 
-def demo_rooms(rooms: int, sites: int) -> list[tuple[str, str]]:
-    sites = max(1, min(sites, len(SITES)))
-    return [(SITES[i % sites], f"lernraum-{i // sites + 1}") for i in range(rooms)]
+def agent_config(room: DemoRoom, url: str, workdir: Path) -> RoomConfig:
+    """The simulated room on the demo's broker. Group rooms hold 8 people and open spaces 14
+    on their 8 seats, so seats run out at the busy hours; nobody comes to the no-show room
+    before its booking is over."""
+    from gateway.agent.build import simulated_room_config  # noqa: PLC0415
+
+    config = simulated_room_config(room.site, room.room)
+    update: dict[str, Any] = {"name": room.name, "capacity": 8 if room.bookable else 14}
+    if room.no_show:
+        update["opens"] = NO_SHOW_ARRIVALS
+    path = workdir / f"outbox-{room.site}-{room.room}.sqlite"
+    return config.model_copy(
+        update={
+            "room": config.room.model_copy(update=update),
+            "mqtt": parse_mqtt_url(url, config.mqtt),
+            "outbox": config.outbox.model_copy(update={"path": path}),
+            "agent": config.agent.model_copy(update={"advertise": False}),
+        }
+    )
 
 
 @contextlib.asynccontextmanager
@@ -171,9 +192,10 @@ def alert_service(
 
 
 def display_server(
-    url: str, mqtt5: bool, port: int, clock: ScaledClock
+    url: str, mqtt5: bool, port: int, clock: ScaledClock, rooms: list[DisplayRoom], workdir: Path
 ) -> tuple[EmbeddedServer, int]:
-    """The resident display on ``port`` (a free one when it is taken), on simulated time."""
+    """The resident display on ``port`` (a free one when it is taken), on simulated time,
+    with the rooms' names, kinds and calendars."""
     if port == 0 or port_open("127.0.0.1", port):
         port = free_port()
     mqtt = parse_mqtt_url(url).model_dump() | {"protocol": "5" if mqtt5 else "3.1.1"}
@@ -183,12 +205,17 @@ def display_server(
             port=port,
             client_id=f"learnroom-demo-display-{os.getpid()}",
             metrics_port=0,
-            sites={s: s.replace("-", " ").title() for s in SITES},
+            sites=SITES,
+            rooms=rooms,
+            hours=OpeningHours.model_validate(DEMO_HOURS | {"timezone": str(DEMO_TZ)}),
             # the simulated day runs fast: a room is silent after three simulated intervals
             report_interval_s=60.0,
+            # a simulated hour a (real) minute; stale after six simulated hours
+            calendar_refresh_s=60.0,
+            calendar_stale_after_s=6 * 3600.0,
         ),
     )
-    server = server_for(Hub(config, clock=clock.now), embedded=True)
+    server = server_for(build_hub(config, workdir, clock=clock.now), embedded=True)
     assert isinstance(server, EmbeddedServer)  # noqa: S101 - for mypy
     return server, port
 
@@ -357,11 +384,12 @@ async def run_demo(
     influx: str | None = None,
     port: int = 8080,
 ) -> int:
-    from gateway.agent.build import build_agent, simulated_room_config  # noqa: PLC0415
+    from gateway.agent.build import build_agent  # noqa: PLC0415
 
     console = Console(width=None if sys.stdout.isatty() else 160)
     # start the simulated day at 07:30 local time today, so the demo opens with the doors
-    start = datetime.now(UTC).replace(hour=6, minute=30, second=0, microsecond=0)
+    start = datetime.combine(datetime.now(DEMO_TZ).date(), time(7, 30), DEMO_TZ).astimezone(UTC)
+    plan = demo_rooms(rooms, sites)
     with tempfile.TemporaryDirectory(prefix="learnroom-demo-") as tmp:
         workdir = Path(tmp)
         async with (
@@ -371,27 +399,13 @@ async def run_demo(
             console.print(f"[bold]learnroom demo[/]: broker at {url}, {rooms} simulated rooms")
             ingest, database, am_url = start_central(stack, url, mqtt5, influx, workdir, console)
             agents = []
-            for site, room in demo_rooms(rooms, sites):
-                config: RoomConfig = simulated_room_config(site, room)
-                config = config.model_copy(
-                    update={
-                        "mqtt": parse_mqtt_url(url, config.mqtt),
-                        "outbox": config.outbox.model_copy(
-                            update={"path": workdir / f"outbox-{site}-{room}.sqlite"}
-                        ),
-                        "agent": config.agent.model_copy(update={"advertise": False}),
-                    }
-                )
-                agent = await stack.enter_async_context(
-                    build_agent(
-                        config,
-                        simulate=True,
-                        speed=speed,
-                        seed=f"{seed}-{site}-{room}",
-                        start=start,
+            for r in plan:
+                config, seeded = agent_config(r, url, workdir), f"{seed}-{r.site}-{r.room}"
+                agents.append(
+                    await stack.enter_async_context(
+                        build_agent(config, simulate=True, speed=speed, seed=seeded, start=start)
                     )
                 )
-                agents.append(agent)
             # the agents' clocks have started: the alerts' must not run ahead of them
             sim_clock = ScaledClock(start, speed)
             alerts = alert_service(url, mqtt5, database, am_url, sim_clock)
@@ -407,7 +421,8 @@ async def run_demo(
                 watcher = tg.create_task(watch(url, views, const.TOPIC_PREFIX), name="demo-watch")
                 alerts_stop = asyncio.Event()
                 alerting = tg.create_task(alerts.run(alerts_stop), name="demo-alerts")
-                web, web_port = display_server(url, mqtt5, port, sim_clock)
+                listed = display_rooms(plan, start.astimezone(DEMO_TZ).date(), workdir)
+                web, web_port = display_server(url, mqtt5, port, sim_clock, listed, workdir)
                 serving = tg.create_task(web.serve(), name="demo-display")
                 console.print(f"display: http://127.0.0.1:{web_port}/ (kiosk: ?kiosk=1)")
                 if duration is not None:

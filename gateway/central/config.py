@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import parse_qs, urlsplit
 
-from pydantic import Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    PrivateAttr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from gateway import const
 from gateway.central.hours import OpeningHours
@@ -311,6 +318,27 @@ class DisplayRoom(_Config):
     #: Opening hours, e.g. ``{mon = ["08:00-20:00"], sat = ["10:00-14:00"]}`` (a day left
     #: out is closed); the display's ``hours`` when absent.
     hours: OpeningHours | None = None
+    #: ``"open"``: a learning space anyone may walk into, shown by its free seats;
+    #: ``"bookable"``: a room groups book, shown booked or free with today's free times.
+    #: Absent: bookable when the room has a calendar, else open.
+    kind: Literal["open", "bookable"] | None = None
+
+    @field_validator("kind")
+    @classmethod
+    def _bookable_has_calendar(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value == "bookable" and not info.data.get("calendar"):
+            raise ValueError(
+                'a bookable room needs its booking calendar: set calendar = "<ICS file or '
+                'URL>", or kind = "open" for a space without bookings'
+            )
+        return value
+
+    @property
+    def room_kind(self) -> Literal["open", "bookable"]:
+        """The kind as configured, else bookable with a calendar and open without."""
+        if self.kind is not None:
+            return self.kind
+        return "bookable" if self.calendar else "open"
 
 
 class DisplaySection(_Config):

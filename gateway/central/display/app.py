@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -47,8 +47,11 @@ def calendars_for(config: CentralConfig, base_dir: Path) -> dict[tuple[str, str]
     return out
 
 
-def build_hub(config: CentralConfig, base_dir: Path) -> Hub:
-    """The hub; ``base_dir`` resolves calendar files named relative to the config file."""
+def build_hub(
+    config: CentralConfig, base_dir: Path, clock: Callable[[], datetime] | None = None
+) -> Hub:
+    """The hub; ``base_dir`` resolves calendar files named relative to the config file,
+    ``clock`` is the demo's simulated one (default: the real time)."""
     cals = calendars_for(config, base_dir)
 
     with_source = {(r.site, r.room) for r in config.display.rooms if r.calendar}
@@ -63,7 +66,11 @@ def build_hub(config: CentralConfig, base_dir: Path) -> Hub:
             status = dataclasses.replace(status, bookings_known=True)
         return status
 
-    hub = Hub(config, calendars=lookup)
+    hub = (
+        Hub(config, calendars=lookup)
+        if clock is None
+        else Hub(config, clock=clock, calendars=lookup)
+    )
     hub.calendar_objects = cals
     return hub
 

@@ -145,6 +145,10 @@ class RoomAvailability:
     free_until: datetime | None
     next_free_at: datetime | None
     bookings_known: bool
+    #: The local day's opening periods and its free slots (open, not booked): the
+    #: bookable room's timeline. Empty when closed all day.
+    open_today: tuple[Slot, ...] = ()
+    free_today: tuple[Slot, ...] = ()
 
 
 def _subtract(base: list[Interval], cuts: list[Interval]) -> list[Interval]:
@@ -226,6 +230,9 @@ class RoomCalendar:
         #: Why the last ``load`` failed (never quoting the calendar); None after a good one.
         self.last_error: str | None = None
         self._snapshot: _Snapshot | None = None
+        #: (day, snapshot, opening periods, free slots) of the last day asked about
+        self._day_cache: tuple[date, _Snapshot | None, tuple[Slot, ...], tuple[Slot, ...]] | None
+        self._day_cache = None
         self._failing = False  # log a change of state once, not every refresh
         self._path: Path | None = None
         self._url: str | None = None
@@ -432,6 +439,7 @@ class RoomCalendar:
         elif free:
             next_free_at = free[0][0]
         snap = self._snapshot
+        open_today, free_today = self._today(n.astimezone(self.tz).date())
         return RoomAvailability(
             open_now=open_now,
             booked_now=current is not None,
@@ -443,7 +451,19 @@ class RoomCalendar:
             and snap.start <= n
             and limit <= snap.end
             and (self.stale_after is None or n - self.stale_after <= _fresh(self.loaded_at)),
+            open_today=open_today,
+            free_today=free_today,
         )
+
+    def _today(self, day: date) -> tuple[tuple[Slot, ...], tuple[Slot, ...]]:
+        """The day's opening periods and free slots, worked out once per day and load: the
+        display asks for every room at every change."""
+        cached, snap = self._day_cache, self._snapshot  # keyed before a load may swap it
+        if cached is None or cached[0] != day or cached[1] is not snap:
+            opens = merge(self.hours.day(day))
+            local = tuple(Slot(self._local(a), self._local(b)) for a, b in opens)
+            cached = self._day_cache = (day, snap, local, tuple(self.free_slots(day)))
+        return cached[2], cached[3]
 
 
 def _fresh(loaded_at: datetime | None) -> datetime:

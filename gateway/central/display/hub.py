@@ -25,7 +25,14 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from gateway.central.config import CentralConfig, DisplayRoom
 from gateway.central.display.calendars import RoomCalendar
 from gateway.central.display.health import Beat, LoopHealth
-from gateway.central.display.live import Availability, RoomInfo, RoomLive, ViewSettings, view
+from gateway.central.display.live import (
+    Availability,
+    Naming,
+    RoomInfo,
+    RoomLive,
+    ViewSettings,
+    view,
+)
 from gateway.central.validate import Accepted, check
 from gateway.models import (
     EnvironmentData,
@@ -144,6 +151,16 @@ class Hub:
             return listed.name_en
         return listed.name or room
 
+    def naming(self, site: str, room: str) -> Naming:
+        """Names and kind from the display config; an unlisted room is an open one."""
+        listed = self.listed.get((site, room))
+        return Naming(
+            name=self.name(site, room),
+            name_en=listed.name_en if listed is not None else None,
+            site_name=self.settings.sites.get(site),
+            kind=listed.room_kind if listed is not None else "open",
+        )
+
     def take(self, topic: str, payload: object, *, retained: bool = False) -> None:
         """One MQTT message, never fatal: what it breaks is counted and it is skipped."""
         if not isinstance(payload, bytes | bytearray):
@@ -206,7 +223,7 @@ class Hub:
         changed = []
         for key, live in list(self.rooms.items()):
             calendar = self.calendars(key[0], key[1], now) if self.calendars else None
-            info = view(live, self.name(*key), now, self.view_settings, calendar)
+            info = view(live, self.naming(*key), now, self.view_settings, calendar)
             if info.status == "probably_free" and calendar is not None:
                 self._no_show(key, calendar, now)
             if self.views.get(key) != info:

@@ -26,6 +26,15 @@ TEXT: dict[str, dict[str, str]] = {
         "free_until_day": "frei bis {day} {time}",
         "next_free_day": "wieder frei {day} ab {time}",
         "seats": "{free} von {total} Plätzen frei",
+        "seats_free": "{n} Plätze frei",
+        "seats_free_one": "1 Platz frei",
+        "seats_of": "von {total}",
+        "full": "Voll",
+        "free_today": "Heute frei",
+        "free_today_none": "Heute keine freien Zeiten mehr",
+        "closed_today": "Heute geschlossen",
+        "now": "jetzt",
+        "until": "bis",
         "devices": "{n} von {total} Geräten ausleihbar",
         "no_devices": "keine Geräte ausleihbar",
         "people": "{n} Personen",
@@ -61,6 +70,15 @@ TEXT: dict[str, dict[str, str]] = {
         "free_until_day": "free until {day} {time}",
         "next_free_day": "next free {day} at {time}",
         "seats": "{free} of {total} seats free",
+        "seats_free": "{n} seats free",
+        "seats_free_one": "1 seat free",
+        "seats_of": "of {total}",
+        "full": "Full",
+        "free_today": "Free today",
+        "free_today_none": "No free times left today",
+        "closed_today": "Closed today",
+        "now": "now",
+        "until": "to",
         "devices": "{n} of {total} devices to borrow",
         "no_devices": "no devices to borrow",
         "people": "{n} people",
@@ -86,6 +104,7 @@ TEXT: dict[str, dict[str, str]] = {
 SYMBOLS = {
     "free": "✓",
     "occupied": "✗",
+    "full": "✗",
     "booked": "◷",
     "probably_free": "?",
     "closed": "\u2013",  # en dash
@@ -121,6 +140,18 @@ def negotiate(accept_language: str | None, requested: str | None) -> str:
     return best
 
 
+def look(info: RoomInfo) -> str:
+    """The state a card shows (its CSS ``status-*`` and symbol).
+
+    An open space leads with its seats: people in it do not make it "occupied" while a seat
+    is free, and it is "full" when none is. Booked, closed and no data say so whatever the
+    kind; an open space without seat sensors falls back to free and occupied.
+    """
+    if info.kind == "open" and info.status in ("free", "occupied") and info.seats_free is not None:
+        return "free" if info.seats_free > 0 else "full"
+    return info.status
+
+
 class Words:
     """The texts of one language for one time zone."""
 
@@ -132,6 +163,11 @@ class Words:
     def time(self, when: datetime) -> str:
         return when.astimezone(self.tz).strftime("%H:%M")
 
+    def end(self, when: datetime) -> str:
+        """The end of a slot or of the day: midnight is the day's "24:00", not "00:00"."""
+        local = when.astimezone(self.tz)
+        return "24:00" if (local.hour, local.minute) == (0, 0) else local.strftime("%H:%M")
+
     def when(self, key: str, when: datetime, now: datetime) -> str:
         local, today = when.astimezone(self.tz), now.astimezone(self.tz)
         if local.date() == today.date():
@@ -140,7 +176,17 @@ class Words:
         return self.t[f"{key}_day"].format(day=day, time=self.time(when))
 
     def status(self, info: RoomInfo) -> str:
-        return self.t[info.status]
+        return self.headline(info)[1]
+
+    def headline(self, info: RoomInfo) -> tuple[str, str]:
+        """What the card leads with: its look (:func:`look`) and its words."""
+        shown = look(info)
+        if shown == "full":
+            return shown, self.t["full"]
+        if shown == "free" and info.kind == "open" and info.seats_free is not None:
+            n = info.seats_free
+            return shown, self.t["seats_free_one"] if n == 1 else self.t["seats_free"].format(n=n)
+        return shown, self.t[info.status]
 
     def people(self, info: RoomInfo) -> str | None:
         if info.people_few:

@@ -9,6 +9,7 @@ three report intervals shows "no current data", never a stale "free". People cou
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -20,6 +21,7 @@ from gateway import const
 from gateway.models import EnvironmentData, LockerData, OccupancyData
 
 Status = Literal["free", "occupied", "booked", "probably_free", "closed", "no_data"]
+Kind = Literal["open", "bookable"]
 
 
 class Air(StrEnum):
@@ -55,6 +57,17 @@ class Availability(Protocol):
     def next_free_at(self) -> datetime | None: ...
     @property
     def bookings_known(self) -> bool: ...
+    @property
+    def open_today(self) -> Sequence[tuple[datetime, datetime]]: ...
+    @property
+    def free_today(self) -> Sequence[tuple[datetime, datetime]]: ...
+
+
+class TimeSpan(BaseModel):
+    """From ``start`` to ``end``, local times of the room's zone."""
+
+    start: datetime
+    end: datetime
 
 
 class RoomInfo(BaseModel):
@@ -63,6 +76,15 @@ class RoomInfo(BaseModel):
     site: str
     room: str
     name: str
+    name_en: str | None = Field(default=None, description="the English name, when it has one")
+    site_name: str | None = Field(
+        default=None, description="the site's name from the display config; null when unnamed"
+    )
+    kind: Kind = Field(
+        default="open",
+        description="open: a learning space anyone may use, led by its free seats; "
+        "bookable: a room groups book, led by booked or free and today's free times",
+    )
     status: Status = Field(description="free, occupied, booked, probably_free, closed, no_data")
     #: False when the gateway is offline or silent: then no value below is current
     live: bool
@@ -94,6 +116,14 @@ class RoomInfo(BaseModel):
     next_free_at: datetime | None = Field(
         default=None, description="not free now; free again from then"
     )
+    open_today: list[TimeSpan] | None = Field(
+        default=None, description="today's opening periods; null without a calendar or hours"
+    )
+    free_today: list[TimeSpan] | None = Field(
+        default=None,
+        description="today's free slots (open, not booked), past ones included; null while "
+        "the bookings are unknown",
+    )
     updated: datetime | None = Field(default=None, description="time of the newest reading")
 
 
@@ -117,9 +147,19 @@ class ViewSettings:
     no_show_after_s: float = 900.0
 
 
+@dataclass(frozen=True)
+class Naming:
+    """What the display config says about a room besides its slugs."""
+
+    name: str
+    name_en: str | None = None
+    site_name: str | None = None
+    kind: Kind = "open"
+
+
 def view(
     live: RoomLive,
-    name: str,
+    name: str | Naming,
     now: datetime,
     settings: ViewSettings,
     calendar: Availability | None = None,
@@ -131,13 +171,25 @@ def view(
         and now - live.last_seen <= silent_after
         and live.occupancy is not None
     )
-    info = RoomInfo(site=live.site, room=live.room, name=name, status="no_data", live=current)
+    naming = name if isinstance(name, Naming) else Naming(name)
+    info = RoomInfo(
+        site=live.site,
+        room=live.room,
+        name=naming.name,
+        name_en=naming.name_en,
+        site_name=naming.site_name,
+        kind=naming.kind,
+        status="no_data",
+        live=current,
+    )
     if calendar is not None:
         info.bookings_known = calendar.bookings_known
+        info.open_today = [TimeSpan(start=s, end=e) for s, e in calendar.open_today]
         if calendar.bookings_known:  # else no times: they would ignore unknown bookings
             info.booked_now = calendar.booked_now
             info.free_until = calendar.free_until
             info.next_free_at = calendar.next_free_at
+            info.free_today = [TimeSpan(start=s, end=e) for s, e in calendar.free_today]
     if not current:
         return info  # no counts, no air, nothing that could be stale
     info.updated = live.updated

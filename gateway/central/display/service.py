@@ -16,6 +16,8 @@ import hashlib
 import json
 import logging
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -28,7 +30,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from gateway import __version__
 from gateway.central.display.health import health_body
 from gateway.central.display.hub import Hub, Listener
-from gateway.central.display.i18n import SYMBOLS, TEXT, Words, negotiate
+from gateway.central.display.i18n import SYMBOLS, TEXT, Words, look, negotiate
 from gateway.central.display.live import RoomInfo
 from gateway.central.display.loops import lifespan
 
@@ -62,13 +64,21 @@ class Pages:
     def card(self, info: RoomInfo, lang: str) -> str:
         now = self.hub.clock()
         w = self.words(lang)
+        shown, headline = w.headline(info)
+        slots = None
+        if info.kind == "bookable" and info.free_today is not None and info.status != "no_data":
+            slots = [(s, s.start <= now) for s in info.free_today if s.end > now]
         return self.env.get_template("card.html").render(
             r=info,
             name=self.hub.name(info.site, info.room, lang),
             w=w,
             t=w.t,
+            look=shown,
+            headline=headline,
             symbols=SYMBOLS,
             availability=w.availability(info, now),
+            slots=slots,
+            timeline=timeline(info, now) if slots is not None else None,
             updated=w.t["updated"].format(time=w.time(info.updated)) if info.updated else None,
         )
 
@@ -76,7 +86,7 @@ class Pages:
         hub = self.hub
         views = hub.sorted_views(site)
         sites = sorted({v.site for v in views} | ({site} if site else set()))
-        free = sum(1 for v in views if v.status in ("free", "probably_free"))
+        free = sum(1 for v in views if shows_free(v))
         other = "en" if lang == "de" else "de"
         query = f"?lang={other}" + ("&kiosk=1" if kiosk else "")
         return self.env.get_template("page.html").render(
@@ -99,7 +109,7 @@ class Pages:
     def event(self, info: RoomInfo, lang: str, *, announce: bool = True) -> str:
         """One card as a Server-Sent Event; ``announce`` for the page's live region."""
         name = self.hub.name(info.site, info.room, lang)
-        status = TEXT[lang][info.status]
+        status = self.words(lang).headline(info)[1]
         message = {
             "id": card_id(info.site, info.room),
             "site": info.site,
@@ -107,6 +117,39 @@ class Pages:
             "announce": TEXT[lang]["announce"].format(name=name, status=status) if announce else "",
         }
         return f"event: room\ndata: {json.dumps(message)}\n\n"
+
+
+def shows_free(info: RoomInfo) -> bool:
+    """Counted as free in the page's summary: a free room, or an open space with a seat."""
+    return look(info) in ("free", "probably_free")
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Today's opening time as a bar: free stretches and now, in percent of the day's span."""
+
+    opens: datetime
+    closes: datetime
+    free: list[tuple[float, float]]
+    now: float | None
+
+
+def timeline(info: RoomInfo, now: datetime) -> Timeline | None:
+    """The bookable room's day, drawn (decoration: the list beside it says the same)."""
+    if not info.open_today:
+        return None
+    opens, closes = info.open_today[0].start, info.open_today[-1].end
+    start = opens.astimezone(UTC)  # durations in UTC: a wall clock jumps on DST days
+    span = (closes.astimezone(UTC) - start).total_seconds()
+    if span <= 0:
+        return None
+
+    def pct(t: datetime) -> float:
+        part = (t.astimezone(UTC) - start).total_seconds() / span
+        return round(max(0.0, min(1.0, part)) * 100, 2)
+
+    free = [(pct(s.start), pct(s.end) - pct(s.start)) for s in info.free_today or []]
+    return Timeline(opens, closes, free, pct(now) if opens <= now <= closes else None)
 
 
 def etag_response(request: Request, payload: Any, max_age: int = 5) -> Response:  # noqa: ANN401

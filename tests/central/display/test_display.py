@@ -137,21 +137,22 @@ def test_the_page_shows_every_room_from_retained_state(display: str, browser: Br
     assert page.locator("html").get_attribute("lang") == "de"
     assert page.locator("h1").inner_text() == "Freie Lernräume"
     assert page.locator("h2").all_inner_texts() == ["Stadtbibliothek Mitte", "Gesamtschule Nord"]
+    # rooms without a calendar are open learning spaces: they lead with their seats
     free = card(page, "bibliothek-mitte", "lernraum-1")
     assert "Lernraum 1 (Erdgeschoss)" in free
-    assert "Frei" in free
-    assert "8 von 8 Plätzen frei" in free
+    assert "8 Plätze frei (von 8)" in free
     assert "3 von 4 Geräten ausleihbar" in free
     assert "Luft: gut" in free
     busy = card(page, "bibliothek-mitte", "lernraum-2")
-    assert "Belegt" in busy
+    assert "2 Plätze frei" in busy
+    assert "Belegt" not in busy, "people in an open space with free seats do not occupy it"
     assert "6 Personen" in busy
     assert "Luft: lüften empfohlen" in busy
     # two people: below the privacy minimum of three
     few = card(page, "schule-nord", "raum-204")
     assert "wenige Personen" in few
     assert "2 Personen" not in few
-    assert page.locator("#summary").inner_text() == "1 von 3 Räumen frei"
+    assert page.locator("#summary").inner_text() == "3 von 3 Räumen frei"
     page.context.close()
 
 
@@ -159,18 +160,18 @@ def test_an_mqtt_change_appears_and_an_offline_gateway_shows_no_current_data(
     display: str, browser: Browser, pub: Publisher, tmp_path: Path
 ):
     page = open_page(browser, f"{display}/?lang=en")
-    assert "Free" in card(page, "bibliothek-mitte", "lernraum-1")
-    occ = OccupancyData(people=5, occupied=True, capacity=20, seats_total=8, seats_free=3)
+    assert "8 seats free" in card(page, "bibliothek-mitte", "lernraum-1")
+    occ = OccupancyData(people=9, occupied=True, capacity=20, seats_total=8, seats_free=0)
     publish(pub, "bibliothek-mitte", "lernraum-1", "occupancy", occ)
     page.wait_for_function(
         "() => document.querySelector('#room-bibliothek-mitte--lernraum-1')"
-        ".innerText.includes('Occupied')",
+        ".innerText.includes('Full')",
         timeout=5000,
     )
     text = card(page, "bibliothek-mitte", "lernraum-1")
-    assert "3 of 8 seats free" in text
-    assert page.locator("#announcer").inner_text() == "Study room 1 (ground floor): Occupied"
-    assert page.locator("#summary").inner_text() == "0 of 3 rooms free"
+    assert "9 people" in text
+    assert page.locator("#announcer").inner_text() == "Study room 1 (ground floor): Full"
+    assert page.locator("#summary").inner_text() == "2 of 3 rooms free"
 
     # the broker hands out the gateway's Last Will
     publish(pub, "bibliothek-mitte", "lernraum-1", "status", StatusData(online=False))
@@ -230,7 +231,7 @@ def test_language_follows_accept_language_and_the_switch(display: str, browser: 
     page.get_by_role("link", name="Deutsch").click()
     page.wait_for_load_state()
     assert page.locator("html").get_attribute("lang") == "de"
-    assert "Frei" in card(page, "bibliothek-mitte", "lernraum-1")
+    assert "Plätze frei" in card(page, "bibliothek-mitte", "lernraum-1")
     page.context.close()
 
 

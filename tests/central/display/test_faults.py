@@ -179,7 +179,9 @@ def test_a_calendar_not_read_for_a_while_says_so_instead_of_free_until(
     three_rooms(pub)
     settings = "calendar_refresh_s = 1\ncalendar_stale_after_s = 4\n"
     extra = f'calendar = "{host.url}/cal.ics"\n'
-    with running_display(mosquitto, tmp_path, extra, settings) as url:
+    # the rooms must not fall silent (three report intervals) while the calendar breaks and
+    # heals: a silent room gives no times at all, and that is another test
+    with running_display(mosquitto, tmp_path, extra, settings, report_interval_s=600) as url:
         page = open_page(browser, f"{url}/?lang=en")
         first = wait_card(page, "bibliothek-mitte", "lernraum-1", "free until")
         assert UNREADABLE not in first

@@ -25,12 +25,14 @@
     const m = JSON.parse(event.data);
     const li = document.getElementById(m.id);
     if (!li) { window.location.reload(); return; }  // a room the page does not know yet
-    const before = li.querySelector(".status");
-    const was = before ? before.textContent : "";
+    // announced when what the card leads with changes (free to full, booked to free), not
+    // at every seat that is taken or left
+    const before = li.querySelector("[data-look]");
+    const was = before ? before.dataset.look : "";
     li.innerHTML = m.html;
     li.dataset.received = String(Date.now());
-    const after = li.querySelector(".status");
-    if (m.announce && after && after.textContent !== was) announcer.textContent = m.announce;
+    const after = li.querySelector("[data-look]");
+    if (m.announce && after && after.dataset.look !== was) announcer.textContent = m.announce;
     summarize();
     if (body.classList.contains("kiosk")) show(page);
   }
@@ -51,7 +53,7 @@
     const pages = Math.max(1, Math.ceil(all.length / per));
     page = n % pages;
     all.forEach((li, i) => { li.hidden = Math.floor(i / per) !== page; });
-    document.querySelectorAll("main section").forEach((s) => {
+    document.querySelectorAll("main > section").forEach((s) => {
       s.hidden = !Array.from(s.querySelectorAll("li.room")).some((li) => !li.hidden);
     });
     const pager = document.getElementById("pager");
