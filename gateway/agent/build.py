@@ -101,6 +101,7 @@ async def build_agent(
             extra.append(("simulation", sim.run))
         else:
             sources = _real_sources(config, clock)
+        _join_occupancy(sources)
         satellites = None
         if config.satellites is not None and not simulate:  # no local broker in a simulation
             from gateway.agent.sources.satellites import SatellitesSource  # noqa: PLC0415
@@ -149,6 +150,28 @@ async def build_agent(
         yield agent
     finally:
         outbox.close()
+
+
+def _join_occupancy(sources: list[Source]) -> None:
+    """Let each environment reading carry the room's occupied state (issue 15): the agent is
+    the one place that knows both at the moment of the reading; InfluxQL cannot join them
+    later."""
+    from gateway.agent.sources.environment import EnvironmentSource  # noqa: PLC0415
+    from gateway.agent.sources.occupancy import OccupancySource  # noqa: PLC0415
+
+    occupancy = next((s for s in sources if isinstance(s, OccupancySource)), None)
+    if occupancy is None:
+        return
+    occ = occupancy  # bound for the closure
+
+    def occupied() -> bool | None:
+        # the hold's state is the one the occupancy source last reported; before its pins
+        # are open it has read nothing, so the state is unknown rather than "free"
+        return occ.hold.occupied if occ.opened.is_set() else None
+
+    for source in sources:
+        if isinstance(source, EnvironmentSource):
+            source.occupied = occupied
 
 
 def _real_sources(config: RoomConfig, clock: Clock) -> list[Source]:

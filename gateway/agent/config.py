@@ -68,7 +68,8 @@ class OutboxSection(_Config):
     #: Readings are committed together at most this often (fewer writes to the SD card).
     commit_interval_s: float = Field(default=1.0, gt=0, le=60)
     #: Acknowledged messages are deleted in bulk this often (whole pages freed at once);
-    #: a crash re-sends at most this much (harmless: the central side is idempotent).
+    #: the seq mark lists PUBACKs within ``commit_interval_s``, so a crash re-sends only
+    #: what was acknowledged after the last commit (harmless: the central side is idempotent).
     delete_interval_s: float = Field(default=30.0, gt=0, le=600)
     #: Messages awaiting PUBACK at once.
     inflight: int = Field(default=32, ge=1, le=1000)

@@ -51,6 +51,8 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.reasoncodes import ReasonCode
 
 from gateway.agent.config import OutboxSection
+from gateway.agent.lastword import say_offline
+from gateway.agent.mqttclient import Client
 from gateway.agent.outbox import Outbox, Row
 from gateway.config import MqttSection, tls_context
 from gateway.errors import BrokerAuthError
@@ -238,6 +240,8 @@ class MqttLink:
         self._said_auth = False
         self._birth_seq: int | None = None
         self._suspects: deque[float] = deque(maxlen=_TWIN_SUSPECTS)
+        #: Set by the agent once its goodbye is delivered: no last word needed (lastword.py).
+        self.clean_stop = False
 
     async def _target(self) -> tuple[str, int]:
         if self._resolve_host is not None:
@@ -247,7 +251,7 @@ class MqttLink:
     def _client_for(self, host: str, port: int) -> aiomqtt.Client:
         s = self.settings
         will = self.will()  # fixed at connect time, so its ts says when we came online
-        return aiomqtt.Client(
+        return Client(
             host,
             port,
             identifier=self.client_id,
@@ -280,7 +284,13 @@ class MqttLink:
                     self.stats.connected = True
                     self._said_auth = False
                     _LOGGER.info("connected to broker %s:%d as %s", host, port, self.client_id)
-                    await self._session(client, session)
+                    try:
+                        await self._session(client, session)
+                    except BaseException as exc:
+                        if not (isinstance(exc, aiomqtt.MqttError) or self.clean_stop):
+                            will = self.will()  # no DISCONNECT discards the Will unsaid
+                            await say_offline(client, will.topic, will.payload, repr(exc))
+                        raise
             except (aiomqtt.MqttError, LookupError, OSError) as exc:
                 _still_cancelled()
                 kind, wait = self._after(exc, session)
@@ -394,7 +404,7 @@ class MqttLink:
     async def _session(self, client: aiomqtt.Client, session: _Session) -> None:
         if not self._birth_waiting():
             self._birth_seq = self._birth()  # committed: the newest status row now
-        mark = self.outbox.committed_seq
+        mark = self.outbox.visible_seq
         window = asyncio.Semaphore(self.outbox_settings.inflight)
         try:
             await self._drain(client, mark, window)
@@ -410,7 +420,8 @@ class MqttLink:
         async with asyncio.TaskGroup() as tg:
             watch = tg.create_task(self._watch(client), name="mqtt-watch")
             tg.create_task(self._settle(), name="mqtt-settle")
-            current = self.outbox.latest_live(mark)
+            # (the newest of a topic acknowledged already is what the broker retains)
+            current = [r for r in self.outbox.latest_live(mark) if not self.outbox.is_acked(r.seq)]
             # the birth first, then the rest of the present state
             current.sort(key=lambda r: (not r.topic.endswith("/status"), r.seq))
             for row in current:
@@ -456,7 +467,7 @@ class MqttLink:
     ) -> None:
         while True:
             self._new_rows.clear()
-            rows = self.outbox.rows_after(after, self.outbox.committed_seq, _PAGE)
+            rows = self.outbox.rows_after(after, self.outbox.visible_seq, _PAGE)
             for row in rows:
                 await self._send(tg, window, client, row, retain=row.live)
                 after = row.seq

@@ -14,6 +14,12 @@ Why this shape:
   count is of readings the broker never acknowledged.
 - ``seq`` never goes back, and a damaged outbox heals (``state.py``): it is moved aside, what
   SQLite can still read is kept, the rest is counted (``lost``), and the room goes on.
+- A full disk is a fault, not an exit: rows that cannot be committed are *held* in memory
+  (bounded, ``HELD_MAX``) and handed to the link as they are, so live readings still reach a
+  connected broker; every flush tries the commit again (as much as fits: a shorter prefix
+  when the whole does not), a held row the broker acknowledged is never written at all, and
+  what the bound pushes out is counted (``disk_unkept``). Their seqs are safe: the mark is
+  overwritten in place and needs no new blocks.
 """
 
 from __future__ import annotations
@@ -28,31 +34,27 @@ from types import TracebackType
 from gateway.agent.state import (
     BOOT_ID_FILE,
     STEP,
+    DamagedError,
     Salvage,
     SeqMark,
+    connect,
     is_corruption,
+    is_disk_full,
     move_aside,
+    ranges,
+    remember,
     salvage,
 )
 from gateway.errors import OutboxError
 
 _LOGGER = logging.getLogger(__name__)
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS outbox (
-    seq INTEGER PRIMARY KEY,
-    topic TEXT NOT NULL,
-    payload BLOB NOT NULL,
-    live INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-"""
 #: Dropped seqs remembered, so that a late PUBACK can count one out again.
 _RECENT_DROPS = 65_536
-
-
-class _DamagedError(sqlite3.DatabaseError):
-    """``quick_check`` found damage that no statement has tripped over yet."""
+#: Rows held in memory while the disk is full (a few hundred bytes each: about 3 MB).
+HELD_MAX = 10_000
+#: Commits tried per flush while the disk is full, each with half the rows of the one before.
+_FULL_TRIES = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,12 +64,6 @@ class Row:
     payload: bytes
     #: The topic's newest message is published retained (DESIGN.md "live: yes").
     live: bool
-
-
-def _quick_check(db: sqlite3.Connection) -> None:
-    result = db.execute("PRAGMA quick_check").fetchall()
-    if result != [("ok",)]:
-        raise _DamagedError("; ".join(str(r[0]) for r in result[:3]))
 
 
 class Outbox:
@@ -88,9 +84,17 @@ class Outbox:
         self.lost = 0
         self.recovered = 0
         self._committed_seq = -1
+        self._visible_seq = -1
         self._count = 0  # rows in the database after the last commit
-        self._puts: list[Row] = []
+        #: Not committed yet; while the disk is full, also held (visible to the link).
+        self._puts: dict[int, Row] = {}
         self._acks: set[int] = set()
+        #: Held rows acknowledged (never written), remembered for ``is_acked``.
+        self._acked_held: dict[int, None] = {}
+        self.disk_full = False
+        #: Readings pushed out of the bounded memory while the disk was full, since start.
+        self.unkept = 0
+        self._unkept_recent: dict[int, None] = {}
         #: Transactions committed, for the benchmark of disk writes.
         self.commits = 0
 
@@ -105,9 +109,9 @@ class Outbox:
         res, wit = self.mark.reservation, self.mark.witness
         got: Salvage | None = None
         try:
-            db = self._connect(check=existed)
+            db = connect(self.path, check=existed)
         except sqlite3.Error as exc:
-            if not (isinstance(exc, _DamagedError) or is_corruption(exc)):
+            if not (isinstance(exc, DamagedError) or is_corruption(exc)):
                 raise OutboxError(f"{self.path}: cannot open the outbox: {exc}") from exc
             db, got = self._heal(exc)
         recovered = got.rows if got else []
@@ -124,7 +128,7 @@ class Outbox:
         highest = -1 if max_row[0] is None else int(max_row[0])
         outbox_next = max(int(meta.get("next_seq", 0)), highest + 1)
         self._next_seq = max(outbox_next, self._mark_next())
-        self._committed_seq = self._next_seq - 1
+        self._committed_seq = self._visible_seq = self._next_seq - 1
         lost_now = 0
         rolled_back = wit is not None and wit.next_seq > outbox_next
         if wit is not None and (healed or not existed or rolled_back):
@@ -138,7 +142,7 @@ class Outbox:
         self.lost = (res.lost if res else 0) + lost_now
         self.recovered = (res.recovered if res else 0) + len(recovered)
         self._dropped = max(int(meta.get("dropped", 0)), dropped_aside, res.dropped if res else 0)
-        if lost_now or healed or rolled_back:
+        if lost_now or healed:
             _LOGGER.error(
                 "outbox %s: %d rows recovered, about %d readings lost (%d so far); seq goes on "
                 "at %d",
@@ -149,6 +153,7 @@ class Outbox:
                 self._next_seq,
             )
         self._reserve(self._next_seq + STEP)
+        self._forget_acked()
         self._witness()
         _LOGGER.info(
             "outbox %s: %d waiting, next seq %d, %d dropped so far",
@@ -170,7 +175,7 @@ class Outbox:
         hi = max(res.reserved if res else 0, wit.next_seq if wit else 0)
         got = salvage(aside, max(0, hi - 2 * self.max_messages - STEP), hi)
         try:
-            db = self._connect(check=False)
+            db = connect(self.path, check=False)
             db.execute("BEGIN")
             db.executemany(
                 "INSERT OR REPLACE INTO outbox (seq, topic, payload, live) VALUES (?,?,?,?)",
@@ -181,6 +186,15 @@ class Outbox:
             raise OutboxError(f"{self.path}: cannot start a new outbox: {exc2}") from exc2
         return db, got
 
+    def _forget_acked(self) -> None:
+        """What the broker acknowledged before a crash is not sent again: deleted with the
+        next bulk delete, like any PUBACK (no write now, so a full disk changes nothing)."""
+        for first, last in self.mark.acked:
+            cur = self.db.execute("SELECT seq FROM outbox WHERE seq BETWEEN ? AND ?", (first, last))
+            self._acks.update(int(r[0]) for r in cur)
+        if self._acks:
+            _LOGGER.info("outbox %s: %d rows were acknowledged already", self.path, len(self._acks))
+
     def _mark_next(self) -> int:
         """The next seq by the mark: above every number that may have left this gateway."""
         res, wit = self.mark.reservation, self.mark.witness
@@ -189,26 +203,6 @@ class Outbox:
         if self.mark.witness_trusted and wit is not None:
             return wit.next_seq  # exact: a crash on this boot keeps the page cache
         return res.reserved if res is not None else 0  # a power cut: jump the reservation
-
-    def _connect(self, *, check: bool) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        try:
-            # rows are a few hundred bytes: 1 KiB pages mean a commit of one report tick
-            # rewrites about 1 KiB per touched page instead of 4 (only takes effect on a new file)
-            db.execute("PRAGMA page_size=1024")
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            # rows are appended and deleted in order: a small page cache is enough, and RSS
-            # on a Pi is worth more than the 2 MB default
-            db.execute("PRAGMA cache_size=-256")
-            if check:
-                # a damaged page would otherwise surface mid-replay, as a crash loop
-                _quick_check(db)
-            db.executescript(_SCHEMA)
-        except BaseException:
-            db.close()
-            raise
-        return db
 
     def _reserve(self, upto: int) -> None:
         try:
@@ -221,7 +215,10 @@ class Outbox:
         try:
             waiting = max(0, self._count - len(self._acks))
             self._witnessed_acks = len(self._acks)
-            self.mark.witness_write(self._next_seq, self._count, waiting)
+            # above every seq the link may have sent; not ``_next_seq``: numbers taken for
+            # readings not committed yet never left, and a crash may hand them out again
+            nxt = self._visible_seq + 1
+            self.mark.witness_write(nxt, self._count, waiting, ranges(self._acks))
         except OSError as exc:  # the reservation still holds: at worst a jump after a crash
             _LOGGER.warning("%s: cannot update the seq witness: %s", self.mark.path, exc)
 
@@ -229,6 +226,12 @@ class Outbox:
         if self._db is not None:
             try:
                 self.flush()
+                if self._puts:
+                    self.unkept += len(self._puts)
+                    _LOGGER.error(
+                        "disk full at stop: %d readings the broker did not acknowledge are lost",
+                        len(self._puts),
+                    )
             finally:
                 self._db.close()
                 self._db = None
@@ -252,6 +255,10 @@ class Outbox:
             out.append(f"outbox_lost:{self.lost}")
         if self.recovered:
             out.append(f"outbox_recovered:{self.recovered}")
+        if self.disk_full:
+            out.append("disk_full")
+        if self.unkept:
+            out.append(f"disk_unkept:{self.unkept}")
         return out
 
     def __enter__(self) -> Outbox:
@@ -282,10 +289,22 @@ class Outbox:
 
     def put(self, seq: int, topic: str, payload: bytes, live: bool) -> None:
         """Buffer a message; it becomes visible to ``rows_*`` after ``flush``."""
-        self._puts.append(Row(seq, topic, payload, live))
+        self._puts[seq] = Row(seq, topic, payload, live)
+        if self.disk_full and len(self._puts) > HELD_MAX:  # keep the newest that fit
+            old = next(iter(self._puts))
+            del self._puts[old]
+            self.unkept += 1
+            remember(self._unkept_recent, old)
 
     def ack(self, seq: int) -> None:
         """The broker has the message; delete it with the next commit."""
+        if self._puts.pop(seq, None) is not None:
+            remember(self._acked_held, seq)  # held on a full disk, delivered: never written
+            return
+        if seq in self._unkept_recent:
+            del self._unkept_recent[seq]  # pushed out of memory, yet delivered
+            self.unkept -= 1
+            return
         if seq in self._recent_drops:
             # dropped while in flight, yet delivered: not a loss after all
             del self._recent_drops[seq]
@@ -303,14 +322,20 @@ class Outbox:
         return len(self._acks)
 
     def is_acked(self, seq: int) -> bool:
-        return seq in self._acks
+        return seq in self._acks or seq in self._acked_held
+
+    def witness_acks(self) -> None:
+        """List the PUBACKs since the last commit in the mark: a crash now will not resend."""
+        if len(self._acks) != self._witnessed_acks:
+            self._witness()
 
     def flush(self, *, deletes: bool = True) -> list[Row]:
         """Commit buffered inserts (and the deletes of acknowledged messages, unless
-        ``deletes`` is False) in one transaction; return the new rows.
+        ``deletes`` is False) in one transaction; return the rows new to the link.
 
         Deleting in bulk now and then frees whole pages at once; deleting a few rows with
-        every commit rewrites the same pages again and again.
+        every commit rewrites the same pages again and again. On a full disk the rows that do
+        not fit are held and returned all the same (see the module's docstring).
         """
         if not deletes and self._count + len(self._puts) > self.max_messages:
             deletes = True  # acknowledged rows make room before any unsent one is dropped
@@ -319,7 +344,65 @@ class Outbox:
             if len(self._acks) != self._witnessed_acks:
                 self._witness()  # PUBACKs since the last commit: "waiting" stays honest
             return []
-        puts = self._puts
+        rows = list(self._puts.values())
+        n, done = len(rows), None
+        for _ in range(_FULL_TRIES):
+            try:
+                done = self._commit(rows[:n], acks)
+                break
+            except OutboxError as exc:
+                if not is_disk_full(exc.__cause__ or exc):
+                    raise
+                if n == 0:
+                    break
+                n //= 2  # keep as much as fits
+        if done is None:
+            return self._held(rows)
+        count, gone = done
+        puts = rows[:n]
+        self.commits += 1
+        for row in puts:
+            del self._puts[row.seq]
+        if deletes:
+            self._acks = set()
+        self._count = count
+        self._dropped_dirty = False
+        if puts:
+            self._committed_seq = max(self._committed_seq, puts[-1].seq)
+        if gone:
+            self._dropped += len(gone)
+            for seq in sorted(gone)[:_RECENT_DROPS]:
+                remember(self._recent_drops, seq)
+            _LOGGER.warning(
+                "outbox full (%d messages): dropped the %d oldest", self.max_messages, len(gone)
+            )
+        if self._puts:
+            return self._held(rows)
+        if self.disk_full:
+            self.disk_full = False
+            _LOGGER.warning("disk has space again: the outbox is written as before")
+        new = [r for r in puts if r.seq > self._visible_seq]
+        self._visible_seq = max(self._visible_seq, self._committed_seq)
+        self._witness()
+        return new
+
+    def _held(self, rows: list[Row]) -> list[Row]:
+        """The disk is full: what did not fit stays in memory, visible to the link."""
+        if not self.disk_full:
+            self.disk_full = True
+            _LOGGER.error(
+                "%s: the disk is full; sending live readings without storing them (up to %d "
+                "held in memory) and trying again with every commit",
+                self.path,
+                HELD_MAX,
+            )
+        new = [r for r in rows if r.seq > self._visible_seq]
+        self._visible_seq = max([self._visible_seq, *(r.seq for r in rows[-1:])])
+        self._witness()  # in place, no new blocks: every seq the link may send is below it
+        return new
+
+    def _commit(self, puts: list[Row], acks: set[int]) -> tuple[int, list[int]]:
+        """One transaction; the row count after it and the seqs dropped for the bound."""
         db = self.db
         try:
             db.execute("BEGIN")
@@ -333,51 +416,42 @@ class Outbox:
                 cur = db.executemany("DELETE FROM outbox WHERE seq = ?", [(s,) for s in acks])
                 deleted = max(cur.rowcount, 0)
             count = self._count + len(puts) - deleted
-            dropped_now = 0
-            gone: list[tuple[int]] = []
+            gone: list[int] = []
             if count > self.max_messages:
                 excess = count - self.max_messages
-                gone = db.execute(
-                    "DELETE FROM outbox WHERE seq IN (SELECT seq FROM outbox ORDER BY seq LIMIT ?) "
-                    "RETURNING seq",
-                    (excess,),
-                ).fetchall()
-                dropped_now = len(gone)
-                count -= dropped_now
+                gone = [
+                    int(r[0])
+                    for r in db.execute(
+                        "DELETE FROM outbox WHERE seq IN "
+                        "(SELECT seq FROM outbox ORDER BY seq LIMIT ?) RETURNING seq",
+                        (excess,),
+                    ).fetchall()
+                ]
+                count -= len(gone)
             meta = [("next_seq", self._next_seq)]
-            if dropped_now or self._dropped_dirty:
-                meta.append(("dropped", self._dropped + dropped_now))
+            if gone or self._dropped_dirty:
+                meta.append(("dropped", self._dropped + len(gone)))
             db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", meta)
             db.execute("COMMIT")
         except sqlite3.Error as exc:
             if db.in_transaction:
                 db.execute("ROLLBACK")
             raise OutboxError(f"{self.path}: cannot write the outbox: {exc}") from exc
-        self.commits += 1
-        self._puts = []
-        if deletes:
-            self._acks = set()
-        self._count = count
-        self._dropped_dirty = False
-        self._witness()
-        if dropped_now:
-            self._dropped += dropped_now
-            for (seq,) in sorted(gone)[:_RECENT_DROPS]:
-                self._recent_drops[int(seq)] = None
-            while len(self._recent_drops) > _RECENT_DROPS:
-                del self._recent_drops[next(iter(self._recent_drops))]
-            _LOGGER.warning(
-                "outbox full (%d messages): dropped the %d oldest", self.max_messages, dropped_now
-            )
-        if puts:
-            self._committed_seq = max(self._committed_seq, puts[-1].seq)
-        return puts
+        return count, gone
 
     # -- reading ---------------------------------------------------------------------------
     @property
     def committed_seq(self) -> int:
         """Highest seq committed so far (-1 before the first)."""
         return self._committed_seq
+
+    @property
+    def visible_seq(self) -> int:
+        """Highest seq the link may send: committed, or held while the disk is full."""
+        return self._visible_seq
+
+    def _held_rows(self, after: int, upto: int) -> list[Row]:
+        return [r for r in self._puts.values() if after < r.seq <= min(upto, self._visible_seq)]
 
     @property
     def depth(self) -> int:
@@ -398,7 +472,9 @@ class Outbox:
             "SELECT MAX(seq), topic FROM outbox WHERE live = 1 AND seq <= ? GROUP BY topic",
             (upto,),
         ).fetchall()
-        return self._fetch(sorted(int(r[0]) for r in rows))
+        held = {r.topic: r for r in self._held_rows(-1, upto) if r.live}  # newer than any row
+        out = self._fetch(sorted(int(s) for s, topic in rows if topic not in held))
+        return sorted(out + list(held.values()), key=lambda r: r.seq)
 
     def rows_after(self, after: int, upto: int, limit: int) -> list[Row]:
         """Committed messages with ``after < seq <= upto``, oldest first."""
@@ -407,7 +483,10 @@ class Outbox:
             "ORDER BY seq LIMIT ?",
             (after, upto, limit),
         )
-        return [Row(int(s), t, bytes(p), bool(lv)) for s, t, p, lv in cur]
+        out = [Row(int(s), t, bytes(p), bool(lv)) for s, t, p, lv in cur]
+        if len(out) < limit and self._puts:
+            out += self._held_rows(after, upto)[: limit - len(out)]  # above every stored row
+        return out
 
     def _fetch(self, seqs: list[int]) -> list[Row]:
         out: list[Row] = []

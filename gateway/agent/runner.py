@@ -2,6 +2,13 @@
 
 Everything is built in ``main``-like code and handed in (STYLE.md "Objects and lifecycles"):
 the agent itself opens nothing until ``run``.
+
+How it ends: a clean stop (SIGTERM from systemd, SIGINT) publishes ``online: false`` through
+the outbox and exits 0. Anything else that ends ``run`` (a fatal ``OutboxError`` such as an
+I/O error on the SD card, a task that raised) is loud: the link says offline before its client
+closes (``lastword.py``), and the error leaves ``run`` as itself (not wrapped in a group), so
+the command exits 1 with one line and systemd restarts it. A full disk is not fatal
+(``outbox.py``).
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ from gateway.agent.link import MqttLink, Will
 from gateway.agent.outbox import Outbox
 from gateway.agent.sources.base import Source
 from gateway.clock import Clock
+from gateway.errors import OutboxError
 from gateway.models import AnyData, StatusData, StatusEnvelope, kind_of, make_envelope
 from gateway.topics import Topic
 
@@ -57,6 +65,7 @@ class Agent:
         self._new_rows = asyncio.Event()
         self._stop = asyncio.Event()
         self._ack_seen = asyncio.Event()
+        self._acks_new = asyncio.Event()
         self._started = clock.now()
         #: Readings refused before the outbox (too large); counted, never silently lost.
         self.refused = 0
@@ -161,6 +170,15 @@ class Agent:
             if deletes:
                 last_delete = loop.time()
 
+    async def _ack_witness(self) -> None:
+        """PUBACKs reach the seq mark within a commit interval (a page-cache write, no SQLite
+        commit), so a crash re-sends only what was acknowledged after it."""
+        while True:
+            await self._acks_new.wait()
+            await asyncio.sleep(self.config.outbox.commit_interval_s)
+            self._acks_new.clear()
+            self.outbox.witness_acks()
+
     async def _watchdog(self) -> None:
         interval = systemd.watchdog_interval()
         systemd.notify("READY=1")
@@ -186,6 +204,7 @@ class Agent:
             async with asyncio.TaskGroup() as tg:
                 tasks = [
                     tg.create_task(self._committer(), name="outbox-commit"),
+                    tg.create_task(self._ack_witness(), name="outbox-ack-witness"),
                     tg.create_task(self.link.run(), name="mqtt-link"),
                     tg.create_task(self._watchdog(), name="systemd-watchdog"),
                 ]
@@ -199,11 +218,19 @@ class Agent:
                 for task in tasks:
                     if task.get_name() != "mqtt-link":
                         task.cancel()
-                await self._goodbye()
+                self.link.clean_stop = await self._goodbye()
                 for task in tasks:
                     task.cancel()
+        except BaseExceptionGroup as group:
+            fatal = _first(group, OutboxError)
+            if fatal is None:
+                raise
+            raise fatal from group  # one line for systemd's journal, the group as the cause
         finally:
-            self._flush()
+            try:
+                self._flush()
+            except OutboxError as exc:
+                _LOGGER.warning("final commit failed: %s", exc)  # the first error is raised
             _LOGGER.info("agent stopped; %d messages wait in the outbox", self.outbox.depth)
 
     async def _guard(self, source: Source) -> None:
@@ -213,23 +240,27 @@ class Agent:
             try:
                 await source.run(self)
                 return
-            except asyncio.CancelledError:
-                raise
+            except (asyncio.CancelledError, OutboxError):
+                raise  # the outbox failing is the agent's fault, not the source's
             except Exception as exc:
                 _LOGGER.exception("source %s crashed; restarting in %.0f s", source.name, delay)
                 self.fault(source.name, f"crashed: {type(exc).__name__}")
                 await self.clock.sleep(delay)
                 delay = min(delay * 2, 300.0)
 
-    async def _goodbye(self) -> None:
-        """On a clean stop, say offline ourselves: the broker sends the Will only on a crash."""
+    async def _goodbye(self) -> bool:
+        """On a clean stop, say offline ourselves: the broker sends the Will only on a crash.
+
+        True when said (or there is no broker to say it to); else the link's last word must.
+        """
         seq = self.outbox.next_seq
         self.emit(StatusData(online=False, version=self.version, started=self._started))
         self._flush()
         if not self.link.stats.connected:
-            return
+            return True
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._acked(seq), timeout=3.0)
+        return self.outbox.is_acked(seq)
 
     async def _acked(self, seq: int) -> None:
         while not self.outbox.is_acked(seq) and self.link.stats.connected:
@@ -239,3 +270,15 @@ class Agent:
     def _on_ack(self) -> None:
         self._dirty.set()
         self._ack_seen.set()
+        self._acks_new.set()
+
+
+def _first(group: BaseExceptionGroup[BaseException], kind: type[Exception]) -> Exception | None:
+    for exc in group.exceptions:
+        if isinstance(exc, BaseExceptionGroup):
+            found = _first(exc, kind)
+            if found is not None:
+                return found
+        elif isinstance(exc, kind):
+            return exc
+    return None

@@ -1,4 +1,4 @@
-"""The outbox's companions: the ``seq`` high-water mark, and healing of a damaged outbox.
+"""The outbox's companions: the ``seq`` high-water mark, its database settings, and healing.
 
 Why a mark outside the outbox: ``synchronous=NORMAL`` can roll back the last commits on a power
 cut, and a damaged, emptied or deleted outbox forgets its ``seq`` altogether; either way a
@@ -15,14 +15,22 @@ loss from duplicates. The mark file keeps two kinds of record:
   cache, so on the same boot the witness is exact: a killed agent, or an outbox destroyed while
   the Pi stayed up, continues at exactly the next number (no jump, no false loss).
 
-The file has fixed-size slots (two reservations used in turn, one witness), each with a CRC,
-overwritten in place: a torn write spoils one slot, never both reservations, and a full disk
-does not stop it (no new blocks are needed, unlike write-and-rename).
+The witness also lists the seqs the broker acknowledged whose delete is not committed yet
+(ranges, in a slot of their own): deletes are committed in bulk every ``delete_interval_s``,
+and without this list a crash would send all of them again. With it, a restart deletes them
+first and re-sends only what was acknowledged after the last commit. An acknowledgement is a
+fact forever (a seq is never reused), so an older list read after a power cut is still true.
+
+The file has fixed-size slots (two reservations used in turn, one witness, the acknowledged
+ranges), each with a CRC, overwritten in place: a torn write spoils one slot, never both
+reservations, and a full disk does not stop it (no new blocks are needed, unlike
+write-and-rename). A file from an older release lacks the last slot and reads as "none".
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import logging
 import os
@@ -42,6 +50,9 @@ STEP = 1000
 _SLOT = 512
 _SLOTS = 3  # reservation A, reservation B, witness
 _WITNESS = 2
+#: The acknowledged ranges fill the file up to one page (after the three slots).
+_ACKED_AT = _SLOT * _SLOTS
+_ACKED_SIZE = 4096 - _ACKED_AT
 #: Damaged outboxes kept for inspection (newest first); older ones are deleted.
 KEEP_ASIDE = 3
 #: Bisection steps spent salvaging one damaged file before the rest is given up.
@@ -51,9 +62,22 @@ _SALVAGE_QUERIES = 20_000
 _CORRUPT_CODES = frozenset({11, 26})  # SQLITE_CORRUPT, SQLITE_NOTADB
 
 
+#: SQLITE_FULL, and SQLITE_IOERR_SHMSIZE (the WAL index could not grow: no space for it).
+_FULL_CODES = frozenset({13})
+_SHMSIZE = 10 | (19 << 8)
+
+
 def is_corruption(exc: sqlite3.Error) -> bool:
     code = getattr(exc, "sqlite_errorcode", None)
     return isinstance(code, int) and (code & 0xFF) in _CORRUPT_CODES
+
+
+def is_disk_full(exc: BaseException) -> bool:
+    """The disk is full: a fault that heals when space returns, not a reason to exit."""
+    if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+        return True
+    code = getattr(exc, "sqlite_errorcode", None)
+    return isinstance(code, int) and ((code & 0xFF) in _FULL_CODES or code == _SHMSIZE)
 
 
 def boot_id(path: Path = BOOT_ID_FILE) -> str | None:
@@ -85,25 +109,50 @@ class Witness:
     waiting: int = 0
 
 
-def _pack(record: dict[str, object]) -> bytes:
+def _pack(record: object, size: int = _SLOT) -> bytes:
     body = json.dumps(record, separators=(",", ":")).encode()
     data = b"%08x" % zlib.crc32(body) + body
-    if len(data) > _SLOT:
+    if len(data) > size:
         raise ValueError("mark record too large")
-    return data.ljust(_SLOT, b"\0")
+    return data.ljust(size, b"\0")
 
 
-def _unpack(raw: bytes) -> dict[str, object] | None:
+def _load(raw: bytes) -> object:
     data = raw.rstrip(b"\0")
     if len(data) < 9:
         return None
     try:
         if int(data[:8], 16) != zlib.crc32(data[8:]):
             return None
-        value = json.loads(data[8:])
+        return json.loads(data[8:])
     except ValueError:
         return None
+
+
+def _unpack(raw: bytes) -> dict[str, object] | None:
+    value = _load(raw)
     return value if isinstance(value, dict) else None
+
+
+def ranges(seqs: set[int]) -> list[tuple[int, int]]:
+    """Consecutive runs of ``seqs`` as inclusive ``(first, last)`` pairs, ascending."""
+    out: list[tuple[int, int]] = []
+    for seq in sorted(seqs):
+        if out and out[-1][1] == seq - 1:
+            out[-1] = (out[-1][0], seq)
+        else:
+            out.append((seq, seq))
+    return out
+
+
+def _pack_acked(runs: list[tuple[int, int]]) -> bytes:
+    """As many runs as fit, the longest first: one left out is merely sent again."""
+    kept = sorted(runs, key=lambda r: r[1] - r[0], reverse=True)
+    while True:
+        try:
+            return _pack(sorted(kept), _ACKED_SIZE)
+        except ValueError:
+            kept = kept[: len(kept) * 3 // 4]
 
 
 def pack_witness(witness: Witness) -> bytes:
@@ -125,15 +174,21 @@ class SeqMark:
         self._fd: int | None = None
         self.reservation: Reservation | None = None
         self.witness: Witness | None = None
+        #: Seqs the broker acknowledged, by the last witness (inclusive ranges).
+        self.acked: list[tuple[int, int]] = []
 
     def open(self) -> None:
         """Read the records (or create the file); raises OSError if it cannot be created."""
         created = not self.path.exists()
         self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        raw = os.pread(self._fd, _SLOT * _SLOTS, 0)
-        if len(raw) < _SLOT * _SLOTS:
-            os.pwrite(self._fd, raw + b"\0" * (_SLOT * _SLOTS - len(raw)), 0)
-            os.fsync(self._fd)
+        raw = os.pread(self._fd, _ACKED_AT + _ACKED_SIZE, 0)
+        if len(raw) < _ACKED_AT + _ACKED_SIZE:
+            try:
+                os.pwrite(self._fd, raw + b"\0" * (_ACKED_AT + _ACKED_SIZE - len(raw)), 0)
+                os.fsync(self._fd)
+            except OSError:
+                if len(raw) < _ACKED_AT:
+                    raise  # the reservations need their slots; the acked list can wait
         if created:
             _fsync_dir(self.path.parent)
         found = []
@@ -150,6 +205,13 @@ class SeqMark:
             boot, nxt, rows, waiting = w.get("boot"), w.get("next"), w.get("rows"), w.get("waiting")
             if isinstance(nxt, int) and isinstance(rows, int) and isinstance(waiting, int):
                 self.witness = Witness(boot if isinstance(boot, str) else None, nxt, rows, waiting)
+        runs = _load(raw[_ACKED_AT:])
+        if isinstance(runs, list):
+            self.acked = [
+                (r[0], r[1])
+                for r in runs
+                if isinstance(r, list) and len(r) == 2 and all(isinstance(x, int) for x in r)
+            ]
 
     def close(self) -> None:
         if self._fd is not None:
@@ -179,12 +241,21 @@ class SeqMark:
         os.fsync(self._fd)
         self.reservation = new
 
-    def witness_write(self, next_seq: int, rows: int, waiting: int) -> None:
-        """Exact for a crash on this boot; never fsynced (one page-cache write per commit)."""
+    def witness_write(
+        self, next_seq: int, rows: int, waiting: int, acked: list[tuple[int, int]] | None = None
+    ) -> None:
+        """Exact for a crash on this boot; never fsynced (one page-cache write per commit).
+
+        ``acked`` (acknowledged, delete not committed) is rewritten only when given.
+        """
         if self._fd is None:
             return
         self.witness = Witness(self.boot, next_seq, rows, waiting)
-        os.pwrite(self._fd, pack_witness(self.witness), _WITNESS * _SLOT)
+        data = pack_witness(self.witness)
+        if acked is not None:
+            data += _pack_acked(acked)
+            self.acked = acked
+        os.pwrite(self._fd, data, _WITNESS * _SLOT)  # one write: both slots are adjacent
 
 
 def _fsync_dir(folder: Path) -> None:
@@ -193,6 +264,57 @@ def _fsync_dir(folder: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+# -- the database ------------------------------------------------------------------------------
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS outbox (
+    seq INTEGER PRIMARY KEY,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    live INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+"""
+
+
+class DamagedError(sqlite3.DatabaseError):
+    """``quick_check`` found damage that no statement has tripped over yet."""
+
+
+def quick_check(db: sqlite3.Connection) -> None:
+    result = db.execute("PRAGMA quick_check").fetchall()
+    if result != [("ok",)]:
+        raise DamagedError("; ".join(str(r[0]) for r in result[:3]))
+
+
+def connect(path: Path, *, check: bool) -> sqlite3.Connection:
+    """The outbox database with its settings; ``check`` looks for damage first."""
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    try:
+        # rows are a few hundred bytes: 1 KiB pages mean a commit of one report tick
+        # rewrites about 1 KiB per touched page instead of 4 (only takes effect on a new file)
+        db.execute("PRAGMA page_size=1024")
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=NORMAL")
+        # rows are appended and deleted in order: a small page cache is enough, and RSS
+        # on a Pi is worth more than the 2 MB default
+        db.execute("PRAGMA cache_size=-256")
+        if check:
+            # a damaged page would otherwise surface mid-replay, as a crash loop
+            quick_check(db)
+        db.executescript(SCHEMA)
+    except BaseException:
+        db.close()
+        raise
+    return db
+
+
+def remember(recent: dict[int, None], seq: int, limit: int = 65_536) -> None:
+    """A bounded, insertion-ordered set of recent seqs."""
+    recent[seq] = None
+    while len(recent) > limit:
+        del recent[next(iter(recent))]
 
 
 # -- healing ----------------------------------------------------------------------------------

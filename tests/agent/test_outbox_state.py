@@ -9,8 +9,12 @@ from __future__ import annotations
 import gc
 from pathlib import Path
 
+import pytest
+
+from gateway.agent import outbox as outbox_module
 from gateway.agent.outbox import Outbox
 from gateway.agent.state import STEP
+from tests.agent.faultkit import fill, tmpfs
 
 
 def put(box: Outbox, n: int, topic: str = "t/x") -> list[int]:
@@ -99,3 +103,54 @@ def test_a_dropped_row_acknowledged_afterwards_is_not_counted_dropped(tmp_path: 
         assert box.depth == 10
     with Outbox(tmp_path / "o.sqlite", 10, boot_id_file=boot(tmp_path, "b")) as again:
         assert again.dropped == 0, "the corrected count is what is stored"
+
+
+def test_acknowledged_rows_are_not_sent_again_after_a_crash(tmp_path: Path):
+    path, boot_id = tmp_path / "o.sqlite", boot(tmp_path, "b")
+    box = Outbox(path, 100, boot_id_file=boot_id)
+    box.open()
+    seqs = put(box, 10)
+    box.flush()
+    for seq in seqs[:6]:
+        box.ack(seq)
+    box.flush(deletes=False)  # a commit without the bulk delete: the mark lists the PUBACKs
+    crash(box)
+    with Outbox(path, 100, boot_id_file=boot_id) as again:
+        assert all(again.is_acked(s) for s in seqs[:6]), "skipped by the replay"
+        assert not any(again.is_acked(s) for s in seqs[6:])
+        assert again.depth == 4
+
+
+def test_a_full_disk_holds_rows_for_the_link_and_writes_them_when_space_returns(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(outbox_module, "HELD_MAX", 40)
+    with tmpfs(tmp_path / "disk", "1m") as disk:
+        box = Outbox(disk / "o.sqlite", 10_000, boot_id_file=boot(tmp_path, "b"))
+        with box:
+            put(box, 5)
+            box.flush()
+            filler = fill(disk)
+            held = [_put_big(box) for _ in range(30)]
+            assert box.flush(), "held rows go to the link all the same"
+            assert box.disk_full
+            assert "disk_full" in box.faults
+            assert box.visible_seq == held[-1] > box.committed_seq
+            assert [r.seq for r in box.rows_after(4, box.visible_seq, 100)] == held
+            for seq in held[:10]:
+                box.ack(seq)  # delivered: never written
+            assert box.is_acked(held[0])
+            more = [_put_big(box) for _ in range(30)]  # 50 held: 10 pushed out of memory
+            assert "disk_unkept:10" in box.faults
+            filler.unlink()
+            box.flush()
+            assert "disk_full" not in box.faults
+            kept = held[10:] + more
+            stored = [r.seq for r in box.rows_after(4, box.committed_seq, 100)]
+            assert stored == kept[10:], "what was acknowledged or pushed out is not written"
+
+
+def _put_big(box: Outbox) -> int:
+    seq = box.allocate_seq()
+    box.put(seq, "t/x", b"x" * 4000, True)
+    return seq

@@ -115,6 +115,7 @@ class LockersSource:
         self.state_path = state_path
         #: Why the loans file was moved aside at start, reported once ``run`` has a sink.
         self.load_problem: str | None = None
+        self._save_failed = False
         self.loans: dict[str, Loan] = self._load()
         self._banks: list[_Bank] = []
         self._wake = asyncio.Event()
@@ -152,12 +153,23 @@ class LockersSource:
             self.load_problem = f"moved aside to {aside.name}: {exc}"
             return {}
 
-    def _save(self) -> None:
+    def _save(self, sink: Sink) -> None:
+        """A failed save (a full disk) keeps the loans in memory, reported as ``loans_save``
+        until a later change saves them: the room goes on, and no loan is forgotten."""
         if self.state_path is None:
             return
         tmp = self.state_path.with_suffix(".tmp")
-        tmp.write_text(json.dumps({k: asdict(v) for k, v in self.loans.items()}))
-        tmp.replace(self.state_path)  # atomic: a power cut leaves the old or the new file
+        try:
+            tmp.write_text(json.dumps({k: asdict(v) for k, v in self.loans.items()}))
+            tmp.replace(self.state_path)  # atomic: a power cut leaves the old or the new file
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            self._save_failed = True
+            sink.fault("loans_save", f"cannot save open loans ({exc}); kept in memory")
+            return
+        if self._save_failed:
+            self._save_failed = False
+            sink.fault("loans_save", None)
 
     def due_for(self, now: datetime) -> datetime:
         if self.config.loan_due == "hours":
@@ -226,7 +238,7 @@ class LockersSource:
                     borrower = self._last_badge[0]
                 due = self.due_for(now)
                 self.loans[key] = Loan(borrower, due.isoformat())
-                self._save()
+                self._save(sink)
                 sink.emit(
                     EventData(
                         type="checkout", locker=bid, slot=new.slot, borrower=borrower, due=due
@@ -234,7 +246,7 @@ class LockersSource:
                 )
             elif not old.present and new.present:
                 loan = self.loans.pop(key, None)
-                self._save()
+                self._save(sink)
                 sink.emit(
                     EventData(
                         type="return",
@@ -253,7 +265,7 @@ class LockersSource:
             if not loan.overdue_reported and now >= due:
                 bank, slot = key.split("/", 1)
                 loan.overdue_reported = True
-                self._save()
+                self._save(sink)
                 sink.emit(
                     EventData(
                         type="overdue", locker=bank, slot=slot, borrower=loan.borrower, due=due
