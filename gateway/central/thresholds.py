@@ -136,6 +136,8 @@ class Rules(_Config):
     loans_file_damaged: FaultRule = FaultRule()
     #: another gateway uses this room's identity (a cloned SD card, a copied config)
     twin_gateway: FaultRule = FaultRule(severity="critical")
+    #: the gateway's disk is full: readings go out live but none are kept for an outage
+    disk_full: FaultRule = FaultRule(severity="critical")
 
 
 RULE_NAMES: tuple[str, ...] = tuple(Rules.model_fields)

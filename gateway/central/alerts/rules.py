@@ -385,6 +385,15 @@ def check_twin(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding
     )
 
 
+def check_disk_full(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding]:
+    yield Finding(
+        "disk_full",
+        _faulted(room, "disk_full"),
+        "Gateway disk full: readings are sent live but none kept for an outage",
+        "Gateway-Speicher voll: Messwerte gehen live raus, für Ausfälle wird nichts gepuffert",
+    )
+
+
 CHECKS: dict[str, Check] = {
     "gateway_offline": check_offline,
     "wifi_degraded": check_wifi,
@@ -402,6 +411,7 @@ CHECKS: dict[str, Check] = {
     "outbox_lost": check_outbox_lost,
     "loans_file_damaged": check_loans_file,
     "twin_gateway": check_twin,
+    "disk_full": check_disk_full,
 }
 assert set(CHECKS) == set(RULE_NAMES)  # noqa: S101 - a rule without a check is a bug
 

@@ -218,6 +218,11 @@ def loans_file_set_aside(room: RoomState, now: datetime) -> None:
     )
 
 
+def disk_full(room: RoomState, now: datetime) -> None:
+    faults = ["disk_full", "disk_unkept:3"]
+    room.set_health(HealthData(uptime_s=9, outbox_depth=0, outbox_dropped=0, faults=faults), now)
+
+
 def twin(room: RoomState, now: datetime) -> None:
     room.set_health(
         HealthData(uptime_s=9, outbox_depth=0, outbox_dropped=0, faults=["twin_gateway"]), now
@@ -248,6 +253,7 @@ def test_outbox_lost_fires_on_new_losses_only_and_resolves_when_quiet():
         ("outbox_lost", outbox_lost),
         ("loans_file_damaged", loans_file_set_aside),
         ("twin_gateway", twin),
+        ("disk_full", disk_full),
         ("wifi_degraded", degrade_wifi),
         ("wifi_degraded", portal_fails),
         ("temperature", hot),
