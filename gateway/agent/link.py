@@ -317,6 +317,9 @@ class MqttLink:
                     _LOGGER.error("%s", err)  # said once, no traceback needed
                     self._said_auth = True
                 return "auth", s.auth_retry_s
+            # a broker that was really away explains the closes before: a twin's broker is up
+            # and takes the next connection at once (a restarted broker is not a twin)
+            self._suspects.clear()
             self._say_down("unreachable", exc)
             return "unreachable", self._backoff()
         self.stats.drops += 1

@@ -227,6 +227,27 @@ async def test_twin_gateways_back_off_and_say_so_in_health(
     assert during <= 10, during
 
 
+async def test_a_broker_restarted_again_and_again_is_not_taken_for_a_twin(
+    mosquitto: Mosquitto, tmp_path: Path
+):
+    """Each restart closes the session soon after a message was acknowledged, as a takeover
+    does; but the broker is then away for a moment, which a twin's broker never is."""
+    config = room_config(
+        mosquitto.port, tmp_path, username=None, reconnect_min_s=0.05, reconnect_max_s=0.3
+    )
+    async with Running(config, health_s=0.2) as running:
+        link = running.agent.link
+        for _ in range(4):
+            published = link.stats.published
+            await wait(lambda n=published: link.stats.connected and link.stats.published > n, 30)
+            await asyncio.to_thread(mosquitto.stop)
+            await asyncio.sleep(1.5)  # down long enough for a refused reconnect
+            await asyncio.to_thread(mosquitto.start)
+        await wait(lambda: link.stats.connected, 30)
+        assert not link.stats.twin
+        assert TWIN_FAULT not in running.agent.faults
+
+
 # -- mDNS: a demo on a school laptop must not announce rooms on the school's LAN -------------
 # Multicast does not reach this machine's own browser on every CI host, so the agent's own
 # word is what the tests read: the line it logs when it decides, and the one when it registers.
