@@ -12,6 +12,9 @@ from gpiozero.pins.mock import MockFactory, MockPin
 
 from gateway.agent.config import LockersSection, OccupancySection
 
+#: State changes a simulated pin remembers (gpiozero's tests read ``states``; nobody here does).
+_KEEP_STATES = 16
+
 
 class WiredMockPin(MockPin):  # type: ignore[misc]
     """A mock pin wired to something that drives it: a pull resistor cannot override that.
@@ -36,6 +39,14 @@ class WiredMockPin(MockPin):  # type: ignore[misc]
             super()._set_pull(value)
         else:
             self._pull = value
+
+    def _change_state(self, value: bool) -> bool:
+        # MockPin records every change in ``states`` for a test's assertions; a simulated room
+        # runs for days (the one-hour soak grew by this list), so keep only the last few
+        changed: bool = super()._change_state(value)
+        if len(self.states) > _KEEP_STATES:
+            del self.states[:-_KEEP_STATES]
+        return changed
 
 
 def sim_factory() -> MockFactory:
