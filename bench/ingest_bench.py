@@ -7,7 +7,8 @@ environment, Wi-Fi, health, a 4-slot locker), built with the shared models; publ
 processes send at QoS 1 with bounded windows of in-flight messages.
 
 (a) Throughput. The same backlog of ``--messages`` waits in the broker for a persistent
-    session; ``learnroom ingest`` (the real CLI process) drains it into InfluxDB. The ceiling
+    session; ``learnroom ingest --workers 1`` (the real CLI process) drains it into InfluxDB,
+    then ``learnroom ingest --workers N`` (one command, N processes in one share group). The ceiling
     is a direct writer sending the same line protocol in 5000-line gzip batches to the same
     InfluxDB (a fresh database each). Points per second, ingest / direct.
 (b) Receive rate. The ingest with its writer replaced by a counter drains the same backlog,
@@ -43,6 +44,7 @@ from paho.mqtt.enums import CallbackAPIVersion
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from gateway.central.ingest.workers import client_id
 from gateway.central.mapping import to_lines
 from gateway.central.validate import Accepted, check
 from gateway.central.writers import InfluxV1Writer
@@ -208,13 +210,11 @@ ingest.stop()
 """
 
 
-def write_config(
-    path: Path, broker: Mosquitto, influx: Influxd, db: str, metrics: int, worker: int = 0
-) -> None:
+def write_config(path: Path, broker: Mosquitto, influx: Influxd, db: str, metrics: int) -> None:
     path.write_text(
         f'[mqtt]\nhost = "127.0.0.1"\nport = {broker.port}\n'
         f'[influx]\nurl = "{influx.url}"\ndatabase = "{db}"\n'
-        f'[ingest]\nclient_id = "bench-{db}-{worker}"\nshared_group = "bench-{db}"\n'
+        f'[ingest]\nclient_id = "bench-{db}-0"\nshared_group = "bench-{db}"\n'
         f"metrics_port = {metrics}\n"
     )
 
@@ -239,7 +239,8 @@ def drain(
         for proc in procs:
             if proc.poll() is not None:
                 raise RuntimeError(f"{proc.args!r} exited with {proc.returncode}")
-        time.sleep(0.02)
+        # not faster: with --workers each look makes the parent read every worker's /metrics
+        time.sleep(0.1)
     watch.halt.set()
     return now - (first or now), watch.peak, procs
 
@@ -295,7 +296,7 @@ def main() -> None:
     ap.add_argument("--gateways", type=int, default=500)
     ap.add_argument("--messages", type=int, default=100_000)
     ap.add_argument("--latency-seconds", type=float, default=30.0)
-    ap.add_argument("--workers", type=int, default=2, help="ingest processes in the last run")
+    ap.add_argument("--workers", type=int, default=2, help="--workers of the second (a) run")
     args = ap.parse_args()
     per_gateway = max(1, args.messages // args.gateways)
     n_messages = per_gateway * args.gateways
@@ -336,7 +337,7 @@ def main() -> None:
             publish_s = publish(broker.port, args.gateways, per_gateway)
             results["publish_messages_per_s"] = n_messages / publish_s
             secs, peak_a, (proc,) = drain(
-                [[py, "-m", "gateway", "ingest", "-c", str(conf)]],
+                [[py, "-m", "gateway", "ingest", "--workers", "1", "-c", str(conf)]],
                 [metrics],
                 "learnroom_ingest_points_written_total",
                 n_points,
@@ -383,18 +384,18 @@ def main() -> None:
             stop(procs_b)
             session(broker, "bench-counter-0", None)
 
-            # (a) again with --workers processes in one share group (DESIGN.md "Scale")
+            # (a) again: one command, --workers processes in one share group (DESIGN.md "Scale")
             influx.query("CREATE DATABASE workers")
-            cmds, ports = [], []
+            port_w = free_port()
+            conf_w = work / "central-w.toml"
+            write_config(conf_w, broker, influx, "workers", port_w)
             for w in range(args.workers):
-                ports.append(free_port())
-                conf_w = work / f"central-w{w}.toml"
-                write_config(conf_w, broker, influx, "workers", ports[-1], w)
-                session(broker, f"bench-workers-{w}", "$share/bench-workers/learnroom/v1/#")
-                cmds.append([py, "-m", "gateway", "ingest", "-c", str(conf_w)])
+                cid = client_id("bench-workers-0", w)
+                session(broker, cid, "$share/bench-workers/learnroom/v1/#")
             publish(broker.port, args.gateways, per_gateway)
+            cmd = [py, "-m", "gateway", "ingest", "--workers", str(args.workers), "-c", str(conf_w)]
             secs_w, _, procs_w = drain(
-                cmds, ports, "learnroom_ingest_points_written_total", n_points
+                [cmd], [port_w], "learnroom_ingest_points_written_total", n_points
             )
             stop(procs_w)
             results["workers"] = args.workers
@@ -436,6 +437,10 @@ def main() -> None:
     results["b_ratio"] = (
         results["ingest_receive_messages_per_s"] / results["mosquitto_sub_messages_per_s"]
     )
+    results["b_ratio_ingest_vs_bare_paho"] = (
+        results["ingest_receive_messages_per_s"] / results["bare_paho_messages_per_s"]
+    )
+    results["a_workers_vs_one"] = results["workers_points_per_s"] / results["ingest_points_per_s"]
     results["b_ratio_bare_paho"] = (
         results["bare_paho_messages_per_s"] / results["mosquitto_sub_messages_per_s"]
     )

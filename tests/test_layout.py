@@ -34,6 +34,7 @@ CONTRACT = {
 CENTRAL_SHARED = {
     "gateway.central",
     "gateway.central.config",
+    "gateway.central.health",
     "gateway.central.hours",
     "gateway.central.mapping",
     "gateway.central.thresholds",
@@ -113,7 +114,8 @@ def test_every_module_is_placed_in_a_layer() -> None:
         name
         for name in MODULES
         if _allowed(name) is None
-        and name not in {"gateway.cli", "gateway.demo", "gateway.__main__"}
+        and name not in {"gateway.demo", "gateway.__main__"}
+        and not name.startswith("gateway.cli")
     ]
     assert unplaced == [], "new top-level modules belong in a layer (see this file's docstring)"
 

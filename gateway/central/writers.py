@@ -34,16 +34,15 @@ import urllib.request
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol, TypedDict, Unpack
+from typing import TYPE_CHECKING, Protocol, TypedDict, Unpack
 
 import urllib3.exceptions
-from influxdb_client.client.influxdb_client import InfluxDBClient
-from influxdb_client.client.write_api import SYNCHRONOUS
-from influxdb_client.domain.write_precision import WritePrecision
-from influxdb_client.rest import ApiException
 
 from gateway.central.config import InfluxSection
 from gateway.errors import LearnroomError
+
+if TYPE_CHECKING:
+    from influxdb_client.rest import ApiException
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -277,7 +276,16 @@ class InfluxV2Writer(_BisectingWriter):
         bucket: str,
         **options: Unpack[RetryOptions],
     ) -> None:
+        # imported here: influxdb-client costs a second and 20 MB at import, which the 1.x
+        # path (and every ingest worker writing to 1.x) does not need
+        from influxdb_client.client.influxdb_client import InfluxDBClient  # noqa: PLC0415
+        from influxdb_client.client.write_api import SYNCHRONOUS  # noqa: PLC0415
+        from influxdb_client.domain.write_precision import WritePrecision  # noqa: PLC0415
+        from influxdb_client.rest import ApiException  # noqa: PLC0415
+
         super().__init__(**options)
+        self._api_exception = ApiException
+        self._precision = WritePrecision.MS
         self.org = org
         self.bucket = bucket
         # retries=False (the client's default): our backoff is the only one, and it is counted
@@ -293,9 +301,9 @@ class InfluxV2Writer(_BisectingWriter):
                 self.org,
                 lines,
                 # the client declares its enum type but defines the members as plain str
-                write_precision=WritePrecision.MS,  # type: ignore[arg-type]
+                write_precision=self._precision,  # type: ignore[arg-type]
             )
-        except ApiException as exc:  # an HTTP answer other than 2xx (status 0: TLS failed)
+        except self._api_exception as exc:  # an HTTP answer other than 2xx (status 0: TLS failed)
             return int(exc.status or 0), _reason(exc)
         # refused, reset, timed out, not HTTP at all, cut short (urllib3 wraps http.client's)
         except (urllib3.exceptions.HTTPError, OSError, http.client.HTTPException) as exc:

@@ -1,41 +1,21 @@
 """``/metrics`` and ``/healthz`` on the alert service's metrics port.
 
-The same contract as the ingest's (``gateway.central.ingest.health``; the layers keep the two
-services apart, so the few lines are repeated here): a process that is up is not a process
-that works. Each loop (MQTT, evaluation, Alertmanager delivery) says what it does and by when
-it will have done it; ``/healthz`` answers from that in a thread of its own, so it also sees an
-event loop that is blocked. 200 while every loop makes progress or waits legitimately (the
-broker or Alertmanager away and being retried: the body says so), 503 when a loop is dead,
-stuck past its deadline, or refused by the broker.
+The contract and the server are the central side's (``gateway.central.health``): a process
+that is up is not a process that works. Each loop (MQTT, evaluation, Alertmanager delivery)
+says what it does and by when it will have done it; ``/healthz`` answers from that in a
+thread of its own, so it also sees an event loop that is blocked. 200 while every loop makes
+progress or waits legitimately (the broker or Alertmanager away and being retried: the body
+says so), 503 when a loop is dead, stuck past its deadline, or refused by the broker.
 """
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any
-from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from gateway.central.health import FATAL, LoopHealth, health_body, serve
 
-#: States from which a loop does not recover by itself: the service exits non-zero.
-FATAL = frozenset({"dead", "stuck"})
-
-
-@dataclass(frozen=True)
-class LoopHealth:
-    loop: str
-    ok: bool
-    state: str
-    detail: str = ""
-
-    @property
-    def fatal(self) -> bool:
-        return self.state in FATAL
+__all__ = ["FATAL", "LoopHealth", "LoopStatus", "blocked", "health_body", "serve"]
 
 
 @dataclass
@@ -73,35 +53,3 @@ def blocked(beat: float, grace_s: float) -> LoopHealth | None:
         detail = f"the event loop has not run for {age:.0f} s (a handler that does not return?)"
         return LoopHealth("event_loop", ok=False, state="stuck", detail=detail)
     return None
-
-
-def health_body(loops: Iterable[LoopHealth]) -> tuple[bool, bytes]:
-    """The verdict and its JSON body: ``{"status": "ok"|"failing", "loops": {...}}``."""
-    items = list(loops)
-    ok = all(h.ok for h in items)
-    loops_out = {h.loop: {"ok": h.ok, "state": h.state, "detail": h.detail} for h in items}
-    return ok, json.dumps({"status": "ok" if ok else "failing", "loops": loops_out}).encode()
-
-
-def serve(
-    host: str,
-    port: int,
-    registry: CollectorRegistry,
-    health: Callable[[], Iterable[LoopHealth]],
-) -> WSGIServer:
-    """``/healthz`` from ``health``, everything else Prometheus metrics, in a daemon thread."""
-    metrics = make_wsgi_app(registry)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
-            ok, body = health_body(health())
-            start_response(
-                "200 OK" if ok else "503 Service Unavailable",
-                [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-            )
-            return [body]
-        return metrics(environ, start_response)  # type: ignore[no-any-return]
-
-    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
-    threading.Thread(target=server.serve_forever, name="alerts-metrics", daemon=True).start()
-    return server

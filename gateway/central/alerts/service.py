@@ -220,7 +220,9 @@ class AlertService(Evaluator):
         s = self.settings
         server = None
         if s.metrics_port:
-            server = serve(s.metrics_host, s.metrics_port, self.registry, self.health)
+            server = serve(
+                s.metrics_host, s.metrics_port, self.registry, self.health, name="alerts-metrics"
+            )
             _LOGGER.info("metrics on :%d/metrics, health on /healthz", s.metrics_port)
         try:
             return await self._supervise(stop)

@@ -12,37 +12,18 @@ or compose to start a fresh one, as it does for a loop that keeps failing.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
-from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from gateway.central.health import LoopHealth
 
 _LOGGER = logging.getLogger(__name__)
 
 #: A loop that failed this often in a row, each time soon after its restart, is dead.
 DEAD_AFTER_FAILURES = 5
-
-
-@dataclass(frozen=True)
-class LoopHealth:
-    """One loop's verdict; ``fatal`` ones end the process."""
-
-    loop: str
-    ok: bool
-    state: str
-    detail: str = ""
-
-    @property
-    def fatal(self) -> bool:
-        return self.state in ("dead", "stuck")
 
 
 class Beat:
@@ -77,42 +58,6 @@ class Beat:
             return LoopHealth(self.loop, ok=False, state="stuck", detail=detail)
         ok = self.state != "failed"
         return LoopHealth(self.loop, ok=ok, state=self.state, detail=self.detail)
-
-
-def health_body(
-    loops: Iterable[LoopHealth], extra: dict[str, Any] | None = None
-) -> tuple[bool, bytes]:
-    """The ``/healthz`` verdict and its JSON body: every loop's state and why."""
-    items = list(loops)
-    ok = all(h.ok for h in items)
-    body: dict[str, Any] = {"status": "ok" if ok else "failing"}
-    body["loops"] = {h.loop: {"ok": h.ok, "state": h.state, "detail": h.detail} for h in items}
-    return ok, json.dumps(body | (extra or {}), indent=1).encode()
-
-
-def serve(
-    host: str,
-    port: int,
-    registry: CollectorRegistry,
-    health: Callable[[], Iterable[LoopHealth]],
-) -> WSGIServer:
-    """``/healthz`` from ``health`` and everything else as Prometheus metrics, in a daemon
-    thread (it answers while the event loop hangs); ``shutdown()`` and ``server_close()``."""
-    metrics = make_wsgi_app(registry)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
-            ok, body = health_body(health())
-            start_response(
-                "200 OK" if ok else "503 Service Unavailable",
-                [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-            )
-            return [body]
-        return metrics(environ, start_response)  # type: ignore[no-any-return]
-
-    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
-    threading.Thread(target=server.serve_forever, name="display-metrics", daemon=True).start()
-    return server
 
 
 def _exit_now() -> None:

@@ -24,7 +24,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from gateway.central.config import CentralConfig, DisplayRoom
 from gateway.central.display.calendars import RoomCalendar
-from gateway.central.display.health import Beat, LoopHealth
+from gateway.central.display.health import Beat
 from gateway.central.display.live import (
     Availability,
     Naming,
@@ -33,6 +33,7 @@ from gateway.central.display.live import (
     ViewSettings,
     view,
 )
+from gateway.central.health import LoopHealth
 from gateway.central.validate import Accepted, check
 from gateway.models import (
     EnvironmentData,

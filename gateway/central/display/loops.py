@@ -24,8 +24,9 @@ import aiomqtt
 from fastapi import FastAPI
 
 from gateway.central.display.calendars import RoomCalendar
-from gateway.central.display.health import Beat, Watchdog, serve
+from gateway.central.display.health import Beat, Watchdog
 from gateway.central.display.hub import Hub
+from gateway.central.health import serve
 from gateway.config import tls_context
 
 _LOGGER = logging.getLogger(__name__)
@@ -177,7 +178,7 @@ def lifespan(
         if not run_mqtt:
             hub.beats.pop("mqtt", None)
         metrics = (
-            serve(d.metrics_host, d.metrics_port, hub.registry, hub.health)
+            serve(d.metrics_host, d.metrics_port, hub.registry, hub.health, name="display-metrics")
             if d.metrics_port
             else None
         )

@@ -28,11 +28,11 @@ from fastapi.staticfiles import StaticFiles
 from jinja2 import Environment, PackageLoader, select_autoescape
 
 from gateway import __version__
-from gateway.central.display.health import health_body
 from gateway.central.display.hub import Hub, Listener
 from gateway.central.display.i18n import SYMBOLS, TEXT, Words, look, negotiate
 from gateway.central.display.live import RoomInfo
 from gateway.central.display.loops import lifespan
+from gateway.central.health import health_body
 
 __all__ = ["Hub", "Pages", "card_id", "create_app", "etag_response"]
 

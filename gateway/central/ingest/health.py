@@ -9,33 +9,11 @@ the broker or InfluxDB away and being retried) as 200 with the reason in the bod
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass
-from typing import Any
-from wsgiref.simple_server import WSGIServer, make_server
 
-from prometheus_client import CollectorRegistry, make_wsgi_app
-from prometheus_client.exposition import ThreadingWSGIServer, _SilentHandler
+from gateway.central.health import FATAL, LoopHealth, health_body, serve
 
-#: States in which a loop cannot recover by itself: the process exits so that it is restarted.
-FATAL = frozenset({"dead", "stuck"})
-
-
-@dataclass(frozen=True)
-class LoopHealth:
-    """What one loop is doing; ``ok`` is False when it does not make progress."""
-
-    loop: str
-    ok: bool
-    state: str
-    detail: str = ""
-
-    @property
-    def fatal(self) -> bool:
-        return self.state in FATAL
+__all__ = ["FATAL", "LoopHealth", "health_body", "mqtt_health", "serve", "writer_health"]
 
 
 def mqtt_health(
@@ -73,37 +51,3 @@ def writer_health(
     if deadline is not None and time.monotonic() > deadline + grace_s:
         return LoopHealth("writer", ok=False, state="stuck", detail=f"{state}: {detail}")
     return LoopHealth("writer", ok=True, state=state, detail=detail)
-
-
-def health_body(loops: Iterable[LoopHealth]) -> tuple[bool, bytes]:
-    """The ``/healthz`` verdict and its JSON body: every loop's state and why."""
-    items = list(loops)
-    ok = all(h.ok for h in items)
-    loops_out = {h.loop: {"ok": h.ok, "state": h.state, "detail": h.detail} for h in items}
-    body = {"status": "ok" if ok else "failing", "loops": loops_out}
-    return ok, json.dumps(body, indent=1).encode()
-
-
-def serve(
-    host: str,
-    port: int,
-    registry: CollectorRegistry,
-    health: Callable[[], Iterable[LoopHealth]],
-) -> WSGIServer:
-    """Serve ``/healthz`` from ``health`` and everything else as Prometheus metrics, in a daemon
-    thread; ``shutdown()`` and ``server_close()`` end it."""
-    metrics = make_wsgi_app(registry)
-
-    def app(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
-        if environ.get("PATH_INFO") == "/healthz":
-            ok, body = health_body(health())
-            start_response(
-                "200 OK" if ok else "503 Service Unavailable",
-                [("Content-Type", "application/json"), ("Cache-Control", "no-store")],
-            )
-            return [body]
-        return metrics(environ, start_response)  # type: ignore[no-any-return]
-
-    server = make_server(host, port, app, ThreadingWSGIServer, handler_class=_SilentHandler)
-    threading.Thread(target=server.serve_forever, name="ingest-metrics", daemon=True).start()
-    return server

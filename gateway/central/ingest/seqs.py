@@ -23,6 +23,7 @@ import time
 from bisect import bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Final
 
 
 @dataclass
@@ -50,6 +51,9 @@ class Observation:
     jump: bool = False
     #: over ``max_gateways``: not accounted
     untracked: bool = False
+
+
+_NOTHING: Final = Observation()
 
 
 class SeqTracker:
@@ -93,6 +97,9 @@ class SeqTracker:
         self.gateways[key] = gw  # to the end: the most recently seen
         gw.seen = now
         ranges = gw.ranges
+        if len(ranges) == 1 and ranges[0][1] == seq - 1:
+            ranges[0][1] = seq  # the common case, next in order: nothing missing, nothing lost
+            return _NOTHING
         if seq > gw.highest + self.max_jump or seq < ranges[0][0] - self.max_jump:
             self.gateways[key] = GatewaySeqs(
                 ranges=[[seq, seq]],

@@ -26,7 +26,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterator
+from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,19 +37,16 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
 from gateway.central.config import CentralConfig, subscription
 from gateway.central.ingest.health import LoopHealth, mqtt_health, serve, writer_health
+from gateway.central.ingest.metrics import StatsCollector
 from gateway.central.ingest.samples import RejectSampler
 from gateway.central.ingest.seqs import SeqTracker
 from gateway.central.ingest.writing import Batch, BatchWriting
 from gateway.central.mapping import to_lines
 from gateway.central.validate import REASONS, Accepted, Rejected, UnknownNames, check
-from gateway.central.writers import (
-    Writer,
-)
+from gateway.central.writers import Writer
 from gateway.config import tls_context
 
 _LOGGER = logging.getLogger(__name__)
@@ -79,114 +76,6 @@ class Stats:
     restarts: dict[str, int] = field(default_factory=lambda: {"writer": 0})
 
 
-class _StatsCollector(Collector):
-    def __init__(self, ingest: Ingest) -> None:
-        self.ingest = ingest
-
-    def collect(self) -> Iterator[Metric]:
-        s = self.ingest.stats
-        p = "learnroom_ingest_"
-        yield CounterMetricFamily(p + "messages_received", "MQTT messages received", s.received)
-        yield CounterMetricFamily(
-            p + "messages_accepted", "messages that passed validation", s.accepted
-        )
-        rejected = CounterMetricFamily(
-            p + "messages_rejected", "messages refused, by reason", labels=["reason"]
-        )
-        for reason, n in list(s.rejected.items()):
-            rejected.add_metric([reason], n)
-        yield rejected
-        yield CounterMetricFamily(
-            p + "points_written", "points stored in InfluxDB", s.points_written
-        )
-        yield CounterMetricFamily(
-            p + "points_refused", "points InfluxDB refused (HTTP 400)", s.points_refused
-        )
-        yield CounterMetricFamily(
-            p + "write_failures", "batches that failed after all retries", s.write_failures
-        )
-        yield CounterMetricFamily(
-            p + "messages_acked", "messages acknowledged to the broker", s.acked
-        )
-        yield GaugeMetricFamily(
-            p + "pending_messages",
-            "received, not yet written and acknowledged",
-            self.ingest.pending(),
-        )
-        yield GaugeMetricFamily(p + "mqtt_connected", "1 while connected", int(s.connected))
-        yield GaugeMetricFamily(
-            p + "writer_up",
-            "0 while InfluxDB is not taking writes or the writer loop is dead or stuck",
-            int(s.writer_up and self.ingest.writer_health().ok),
-        )
-        held = CounterMetricFamily(
-            p + "writes_held",
-            "write attempts held unacknowledged for retry, by reason",
-            labels=["reason"],
-        )
-        for reason, n in list(s.held.items()):
-            held.add_metric([reason], n)
-        yield held
-        restarts = CounterMetricFamily(
-            p + "loop_restarts", "loops restarted after an unexpected error", labels=["loop"]
-        )
-        for loop, n in list(s.restarts.items()):
-            restarts.add_metric([loop], n)
-        yield restarts
-        up = GaugeMetricFamily(
-            p + "loop_up", "1 while the loop makes progress or legitimately waits", labels=["loop"]
-        )
-        for h in self.ingest.health():
-            up.add_metric([h.loop], int(h.ok))
-        yield up
-        yield GaugeMetricFamily(
-            p + "held_seconds",
-            "how long the batch being written has been held by InfluxDB not taking it",
-            self.ingest.held_seconds(),
-        )
-        missing = GaugeMetricFamily(
-            p + "seq_missing", "seq numbers not (yet) received", labels=["site", "room"]
-        )
-        lost = CounterMetricFamily(
-            p + "seq_lost", "seq numbers never received", labels=["site", "room"]
-        )
-        dups = CounterMetricFamily(
-            p + "seq_duplicates", "seq numbers received twice", labels=["site", "room"]
-        )
-        for (site, room), gw in list(self.ingest.seqs.gateways.items()):
-            missing.add_metric([site, room], gw.missing)
-            lost.add_metric([site, room], gw.lost)
-            dups.add_metric([site, room], gw.duplicates)
-        yield missing
-        yield lost
-        yield dups
-        seqs = self.ingest.seqs
-        yield CounterMetricFamily(
-            p + "seq_jumps", "seq numbers far from all seen: ranges restarted", seqs.jumps
-        )
-        yield GaugeMetricFamily(p + "seq_gateways", "gateways tracked", len(seqs.gateways))
-        yield CounterMetricFamily(
-            p + "seq_untracked",
-            "messages of gateways beyond the tracking cap",
-            seqs.untracked,
-        )
-        unknown = self.ingest.unknown
-        fields = CounterMetricFamily(
-            p + "unknown_fields",
-            "fields a newer sender added: ignored, counted",
-            labels=["kind", "field"],
-        )
-        for (kind, name), n in list(unknown.fields.items()):
-            fields.add_metric([kind, name], n)
-        yield fields
-        kinds = CounterMetricFamily(
-            p + "unknown_kinds", "messages of a kind this side does not know", labels=["kind"]
-        )
-        for kind, n in list(unknown.kinds.items()):
-            kinds.add_metric([kind], n)
-        yield kinds
-
-
 class Ingest(BatchWriting):
     stats: Stats  # the writer half (writing.py) sees only its own counters
 
@@ -199,20 +88,25 @@ class Ingest(BatchWriting):
         retry_s: float = 1.0,
         retry_max_s: float = 30.0,
         grace_s: float = 10.0,
+        seq_sink: deque[tuple[str, str, int, bool]] | None = None,
     ) -> None:
+        """``seq_sink``: a worker of several (``workers.py``) hands its seqs to the parent,
+        which keeps the one tracker: a share group splits every gateway's seqs."""
         self.config = config
         self.writer = writer
         #: slack on every deadline a loop sets itself before it counts as stuck
         self.grace_s = grace_s
         self.stats = Stats()
         self.seqs = SeqTracker()
+        self.seq_sink = seq_sink
+        self.outage_hook = None
         self.unknown = UnknownNames()
         self.retry_s = retry_s
         self.retry_max_s = retry_max_s
         ing = config.ingest
         self.sampler = RejectSampler(ing.rejected_file, ing.rejected_samples_per_minute)
         self.registry = registry or CollectorRegistry()
-        self.registry.register(_StatsCollector(self))
+        self.registry.register(StatsCollector(self))
         self.batch_lines_hist = Histogram(
             "learnroom_ingest_batch_lines",
             "lines per InfluxDB write",
@@ -362,6 +256,9 @@ class Ingest(BatchWriting):
                 self._cond.notify()
 
     def _observe(self, site: str, room: str, seq: int, *, retained: bool) -> None:
+        if self.seq_sink is not None:
+            self.seq_sink.append((site, room, seq, retained))
+            return
         obs = self.seqs.observe(site, room, seq, replay=retained)
         if obs.newly_lost:
             self.stats.lost += obs.newly_lost
@@ -380,7 +277,11 @@ class Ingest(BatchWriting):
         ing = self.config.ingest
         if ing.metrics_port:
             self._metrics_server = serve(
-                ing.metrics_host, ing.metrics_port, self.registry, self.health
+                ing.metrics_host,
+                ing.metrics_port,
+                self.registry,
+                self.health,
+                name="ingest-metrics",
             )
             _LOGGER.info(
                 "metrics on http://%s:%d/metrics, health on /healthz",

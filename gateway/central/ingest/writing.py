@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -70,6 +71,8 @@ class BatchWriting:
     _writer_deadline: float | None
     _held_since: float | None
     _write_started: float
+    #: None: say outages in the log; else told (ended?, why) instead
+    outage_hook: Callable[[bool, str], None] | None
 
     def _take_batch(self) -> Batch | None:
         interval = self.config.ingest.batch_interval_s
@@ -143,7 +146,7 @@ class BatchWriting:
                 self.write_seconds.observe(time.monotonic() - started)
                 self.batch_lines_hist.observe(len(chunk))
                 if not self.stats.writer_up:
-                    _LOGGER.info("InfluxDB takes writes again")
+                    self._outage(over=True, what="")
                 self.stats.writer_up = True
                 self._held_since = None
                 self.stats.batches += 1
@@ -169,15 +172,27 @@ class BatchWriting:
         self._writer_detail = f"InfluxDB not taking writes ({reason}): {error}"[:500]
         if self.stats.writer_up:
             self._held_since = time.monotonic()
-            _LOGGER.error(
-                "InfluxDB is not taking writes (%s: %s); holding %d messages "
-                "unacknowledged and retrying",
-                reason,
-                error,
-                batch.messages,
-                exc_info=reason == "internal",
-            )
+            internal = reason == "internal"  # ours, not the database's: with a traceback
+            self._outage(over=False, what=f"{reason}: {error}", n=batch.messages, trace=internal)
         self.stats.writer_up = False
+
+    def _outage(self, *, over: bool, what: str, n: int = 0, trace: bool = False) -> None:
+        """Say once that an outage began or ended: in the log, or to ``outage_hook`` (a worker
+        of several tells the parent, which says it once for all)."""
+        if self.outage_hook is not None:
+            if trace:
+                _LOGGER.error("the writer failed; holding its batch and retrying", exc_info=trace)
+            self.outage_hook(over, what)
+        elif over:
+            _LOGGER.info("InfluxDB takes writes again")
+        else:
+            _LOGGER.error(
+                "InfluxDB is not taking writes (%s); holding %d messages unacknowledged and "
+                "retrying",
+                what,
+                n,
+                exc_info=trace,
+            )
 
     def _absorb(self, batch: Batch, done: int) -> None:
         """While a batch is held, take in what arrived since, up to a batch's worth: new lines
