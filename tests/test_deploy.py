@@ -142,3 +142,22 @@ def test_pi_files_the_install_script_names_exist():
     text = (PI / "install.sh").read_text()
     for name in re.findall(r'"\$here/([\w.-]+)"', text):
         assert (PI / name).exists(), name
+
+
+@pytest.mark.parametrize("service", ["ingest", "alerts", "display"])
+def test_each_central_unit_runs_its_command_and_restarts_on_failure(service: str):
+    """The services exit 1 when a loop dies or hangs: the unit must start them again, and
+    its command line must be one the CLI takes."""
+    from gateway.cli import build_parser
+
+    unit = (CENTRAL / f"learnroom-{service}.service").read_text()
+    settings = dict(
+        line.split("=", 1) for line in unit.splitlines() if "=" in line and line[0] != "#"
+    )
+    assert settings["Restart"] == "on-failure"
+    assert settings["StateDirectory"] == "learnroom"
+    argv = settings["ExecStart"].split()
+    assert argv[0].endswith("/learnroom")
+    args = build_parser().parse_args(argv[1:])
+    assert args.command == service
+    assert args.config == Path("/etc/learnroom/central.toml")
