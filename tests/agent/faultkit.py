@@ -6,7 +6,6 @@ import contextlib
 import errno
 import itertools
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -14,38 +13,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from gateway.launch.broker import Mosquitto
-from tests.agent.test_agent_process import PREFIX, ROOM, SITE, START
+from tests.agent.test_agent_process import PREFIX
 from tests.agent.test_faults import by_seq
 from tests.mqtt_util import Collector, Received
-
-
-def agent_argv(mosquitto: Mosquitto, state_dir: Path, *extra: str) -> list[str]:
-    """The simulated room at 600x, as the fault suite runs it."""
-    return [
-        sys.executable,
-        "-m",
-        "gateway",
-        "agent",
-        "--simulate",
-        "--site",
-        SITE,
-        "--room",
-        ROOM,
-        "--mqtt",
-        mosquitto.url,
-        "--speed",
-        "600",
-        "--start",
-        START,
-        "--seed",
-        "7",
-        "--state-dir",
-        str(state_dir),
-        "--log-level",
-        "WARNING",
-        *extra,
-    ]
 
 
 class TimedCollector(Collector):

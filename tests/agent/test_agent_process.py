@@ -25,8 +25,8 @@ PREFIX = f"learnroom/v1/{SITE}/{ROOM}"
 START = "2026-11-24T08:00:00+00:00"
 
 
-@pytest.fixture
-def agent_cmd(mosquitto: Mosquitto, state_dir: Path) -> list[str]:
+def agent_argv(mosquitto: Mosquitto, state_dir: Path, *extra: str) -> list[str]:
+    """The simulated room at 600x, as the fault suite runs it."""
     return [
         sys.executable,
         "-m",
@@ -49,7 +49,13 @@ def agent_cmd(mosquitto: Mosquitto, state_dir: Path) -> list[str]:
         str(state_dir),
         "--log-level",
         "WARNING",
+        *extra,
     ]
+
+
+@pytest.fixture
+def agent_cmd(mosquitto: Mosquitto, state_dir: Path) -> list[str]:
+    return agent_argv(mosquitto, state_dir)
 
 
 def spawn(cmd: list[str]) -> subprocess.Popen[bytes]:

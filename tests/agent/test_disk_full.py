@@ -10,16 +10,8 @@ from __future__ import annotations
 
 import time
 
-from tests.agent.faultkit import (
-    TimedCollector,
-    agent_argv,
-    fill,
-    live_faults,
-    tmpfs,
-    top_seq,
-    wait_exit,
-)
-from tests.agent.test_agent_process import PREFIX, spawn
+from tests.agent.faultkit import TimedCollector, fill, live_faults, tmpfs, top_seq, wait_exit
+from tests.agent.test_agent_process import PREFIX, agent_argv, spawn
 from tests.agent.test_faults import by_seq, resent
 
 

@@ -18,8 +18,8 @@ import time
 
 import pytest
 
-from tests.agent.faultkit import agent_argv, top_seq, wait_exit
-from tests.agent.test_agent_process import PREFIX, spawn
+from tests.agent.faultkit import top_seq, wait_exit
+from tests.agent.test_agent_process import PREFIX, agent_argv, spawn
 from tests.mqtt_util import Collector, retained
 
 EXITS = {

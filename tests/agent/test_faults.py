@@ -12,7 +12,6 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -21,7 +20,7 @@ import pytest
 from gateway.agent.state import STEP, SeqMark, Witness, pack_witness, witness_offset
 from gateway.launch.broker import Mosquitto
 from gateway.models import parse_envelope
-from tests.agent.test_agent_process import PREFIX, ROOM, SITE, START, spawn, stop
+from tests.agent.test_agent_process import PREFIX, ROOM, SITE, agent_argv, spawn, stop
 from tests.mqtt_util import Collector, Received
 
 OUTBOX = f"outbox-{SITE}-{ROOM}.sqlite"
@@ -30,29 +29,7 @@ LOANS = f"loans-{SITE}-{ROOM}.json"
 
 @pytest.fixture
 def agent_cmd(mosquitto: Mosquitto, state_dir: Path) -> list[str]:
-    return [
-        sys.executable,
-        "-m",
-        "gateway",
-        "agent",
-        "--simulate",
-        "--site",
-        SITE,
-        "--room",
-        ROOM,
-        "--mqtt",
-        mosquitto.url,
-        "--speed",
-        "600",
-        "--start",
-        START,
-        "--seed",
-        "7",
-        "--state-dir",
-        str(state_dir),
-        "--log-level",
-        "WARNING",
-    ]
+    return agent_argv(mosquitto, state_dir)
 
 
 def by_seq(messages: list[Received]) -> dict[int, set[bytes]]:

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.agent.faultkit import agent_argv, reached, top_seq
-from tests.agent.test_agent_process import PREFIX, ROOM, SITE, spawn, stop
+from tests.agent.faultkit import reached, top_seq
+from tests.agent.test_agent_process import PREFIX, ROOM, SITE, agent_argv, spawn, stop
 from tests.agent.test_faults import by_seq, resent
 from tests.mqtt_util import Collector, Received
 from tests.paths import ROOT
@@ -133,6 +133,8 @@ def stamps(messages: list[Received]) -> list[tuple[int, datetime]]:
 
 @pytest.mark.skipif(not FAKETIME.exists(), reason="needs libfaketime: apt-get install faketime")
 def test_clock_jumps_back_and_forth_change_no_seq(mosquitto, state_dir, tmp_path):
+    if not FAKETIME.exists():
+        pytest.fail("libfaketime is required; run scripts/test")
     offset = tmp_path / "faketime"
     offset.write_text("+0\n")
     env = {

@@ -367,31 +367,33 @@ def check_outbox_lost(room: RoomState, s: DroppingRule, now: datetime) -> Iterat
     )
 
 
-def check_loans_file(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding]:
-    yield Finding(
-        "loans_file_damaged",
-        _faulted(room, "loans_file"),
-        "Lockers' loans file was unreadable and set aside: check the lent devices",
-        "Ausleihdatei der Schließfächer war unlesbar und wurde beiseitegelegt: Ausleihen prüfen",
-    )
+def _fault_check(rule: str, fault: str, en: str, de: str) -> Check:
+    """The check of a rule that fires while the gateway's ``health.faults`` lists ``fault``."""
+
+    def check(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding]:
+        yield Finding(rule, _faulted(room, fault), en, de)
+
+    return check
 
 
-def check_twin(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding]:
-    yield Finding(
-        "twin_gateway",
-        _faulted(room, "twin_gateway"),
-        "Another gateway uses this room's identity (cloned SD card or copied config?)",
-        "Ein zweites Gateway nutzt die Identität dieses Raums (Karte oder Konfiguration kopiert?)",
-    )
-
-
-def check_disk_full(room: RoomState, s: FaultRule, now: datetime) -> Iterator[Finding]:
-    yield Finding(
-        "disk_full",
-        _faulted(room, "disk_full"),
-        "Gateway disk full: readings are sent live but none kept for an outage",
-        "Gateway-Speicher voll: Messwerte gehen live raus, für Ausfälle wird nichts gepuffert",
-    )
+check_loans_file = _fault_check(
+    "loans_file_damaged",
+    "loans_file",
+    "Lockers' loans file was unreadable and set aside: check the lent devices",
+    "Ausleihdatei der Schließfächer war unlesbar und wurde beiseitegelegt: Ausleihen prüfen",
+)
+check_twin = _fault_check(
+    "twin_gateway",
+    "twin_gateway",
+    "Another gateway uses this room's identity (cloned SD card or copied config?)",
+    "Ein zweites Gateway nutzt die Identität dieses Raums (Karte oder Konfiguration kopiert?)",
+)
+check_disk_full = _fault_check(
+    "disk_full",
+    "disk_full",
+    "Gateway disk full: readings are sent live but none kept for an outage",
+    "Gateway-Speicher voll: Messwerte gehen live raus, für Ausfälle wird nichts gepuffert",
+)
 
 
 CHECKS: dict[str, Check] = {

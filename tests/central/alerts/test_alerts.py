@@ -7,17 +7,14 @@ import asyncio
 import contextlib
 import json
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from pathlib import Path
 from typing import Any
-
-import pytest
 
 from gateway.central.alerts.service import AlertService
 from gateway.central.config import CentralConfig, parse_central
-from gateway.launch.alertmanager import Alertmanager, alertmanager_path
+from gateway.launch.alertmanager import Alertmanager
 from gateway.launch.broker import Mosquitto, free_port
 from gateway.models import (
     EnvironmentData,
@@ -65,46 +62,6 @@ class Webhook:
             if (status is None or a["status"] == status)
             and all(a["labels"].get(k) == v for k, v in labels.items())
         ]
-
-
-@pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    hook = Webhook()
-    yield hook
-    hook.server.shutdown()
-    hook.server.server_close()
-
-
-@pytest.fixture
-def pub(mosquitto: Mosquitto) -> Iterator[Publisher]:
-    publisher = Publisher(mosquitto.port)
-    yield publisher
-    publisher.close()
-
-
-@pytest.fixture
-def alertmanager(tmp_path: Path, webhook: Webhook) -> Iterator[Alertmanager]:
-    if alertmanager_path() is None:
-        pytest.fail("alertmanager is required; run scripts/test (prometheus-alertmanager)")
-    am = Alertmanager(
-        tmp_path / "alertmanager",
-        f"""
-route:
-  receiver: it-support
-  group_by: [alertname, site, room, target]
-  group_wait: 0s
-  group_interval: 1s
-  repeat_interval: 1h
-receivers:
-  - name: it-support
-    webhook_configs:
-      - url: {webhook.url}
-        send_resolved: true
-""",
-    )
-    am.start()
-    yield am
-    am.stop()
 
 
 def config(mosquitto: Mosquitto, am: Alertmanager, **alerts: Any) -> CentralConfig:
@@ -157,13 +114,13 @@ async def until(cond: Any, timeout: float, what: str) -> None:
 
 
 async def test_co2_fires_with_its_labels_then_resolves(
-    mosquitto: Mosquitto, alertmanager: Alertmanager, webhook: Webhook, pub: Publisher
+    mosquitto: Mosquitto, am: Alertmanager, hook: Webhook, pub: Publisher
 ):
     with Collector(mosquitto.port, "learnroom/v1/+/+/alerts/#") as seen:
-        async with running(AlertService(config(mosquitto, alertmanager))):
+        async with running(AlertService(config(mosquitto, am))):
             pub.publish(*env_payload("bibliothek", "raum-1", 1250))
-            await until(lambda: webhook.alerts("firing"), 15, "Alertmanager notifies")
-            (alert,) = webhook.alerts("firing")
+            await until(lambda: hook.alerts("firing"), 15, "Alertmanager notifies")
+            (alert,) = hook.alerts("firing")
             assert alert["labels"] == {
                 "alertname": "co2_ventilate",
                 "rule": "co2_ventilate",
@@ -182,38 +139,38 @@ async def test_co2_fires_with_its_labels_then_resolves(
             assert retained[0].json["data"]["firing"] is True
 
             pub.publish(*env_payload("bibliothek", "raum-1", 700))
-            await until(lambda: webhook.alerts("resolved"), 15, "the resolution arrives")
-            (resolved,) = webhook.alerts("resolved")
+            await until(lambda: hook.alerts("resolved"), 15, "the resolution arrives")
+            (resolved,) = hook.alerts("resolved")
             assert resolved["labels"] == alert["labels"]
             assert resolved["startsAt"] == alert["startsAt"]
             await until(lambda: not seen.messages[-1].payload, 5, "the topic is cleared")
 
 
 async def test_a_wobbling_value_makes_one_alert_not_many(
-    mosquitto: Mosquitto, alertmanager: Alertmanager, webhook: Webhook, pub: Publisher
+    mosquitto: Mosquitto, am: Alertmanager, hook: Webhook, pub: Publisher
 ):
-    async with running(AlertService(config(mosquitto, alertmanager))):
+    async with running(AlertService(config(mosquitto, am))):
         pub.publish(*env_payload("s", "a", 1100))
-        await until(lambda: webhook.alerts("firing"), 15, "it fires")
+        await until(lambda: hook.alerts("firing"), 15, "it fires")
         for co2 in (980, 1100, 985, 1050, 990, 1010):  # around 1000, above the 950 clear
             pub.publish(*env_payload("s", "a", co2))
             await asyncio.sleep(1.5)  # longer than for_s and Alertmanager's group_interval
-        assert not webhook.alerts("resolved")
+        assert not hook.alerts("resolved")
         pub.publish(*env_payload("s", "a", 800))
-        await until(lambda: webhook.alerts("resolved"), 15, "it resolves")
+        await until(lambda: hook.alerts("resolved"), 15, "it resolves")
         await asyncio.sleep(2)
-    assert len(webhook.alerts("firing")) == 1
-    assert len(webhook.alerts("resolved")) == 1
+    assert len(hook.alerts("firing")) == 1
+    assert len(hook.alerts("resolved")) == 1
 
 
 async def test_a_restart_while_firing_neither_repeats_nor_forgets(
-    mosquitto: Mosquitto, alertmanager: Alertmanager, webhook: Webhook, pub: Publisher
+    mosquitto: Mosquitto, am: Alertmanager, hook: Webhook, pub: Publisher
 ):
-    cfg = config(mosquitto, alertmanager)
+    cfg = config(mosquitto, am)
     with Collector(mosquitto.port, "learnroom/v1/+/+/alerts/#") as seen:
         async with running(AlertService(cfg)) as first:
             pub.publish(*env_payload("s", "a", 2400))
-            await until(lambda: len(webhook.alerts("firing")) == 2, 15, "both CO2 alerts fire")
+            await until(lambda: len(hook.alerts("firing")) == 2, 15, "both CO2 alerts fire")
             since = {k: t.firing_since for k, t in first.rooms[("s", "a")].trackers.items()}
         published = len(seen.messages)
         async with running(AlertService(cfg)) as second:
@@ -222,33 +179,33 @@ async def test_a_restart_while_firing_neither_repeats_nor_forgets(
             assert resumed == since, "the new process carries on with the old startsAt"
             assert len(seen.messages) == published, "nothing was announced again over MQTT"
             pub.publish(*env_payload("s", "a", 600))
-            await until(lambda: len(webhook.alerts("resolved")) == 2, 15, "both resolve")
-    assert len(webhook.alerts("firing")) == 2
-    starts = {a["labels"]["rule"]: a["startsAt"] for a in webhook.alerts("firing")}
-    for a in webhook.alerts("resolved"):
+            await until(lambda: len(hook.alerts("resolved")) == 2, 15, "both resolve")
+    assert len(hook.alerts("firing")) == 2
+    starts = {a["labels"]["rule"]: a["startsAt"] for a in hook.alerts("firing")}
+    for a in hook.alerts("resolved"):
         assert a["startsAt"] == starts[a["labels"]["rule"]]
 
 
 async def test_maintenance_silences_exactly_its_room(
-    mosquitto: Mosquitto, alertmanager: Alertmanager, webhook: Webhook, pub: Publisher
+    mosquitto: Mosquitto, am: Alertmanager, hook: Webhook, pub: Publisher
 ):
     now = datetime.now(UTC)
     window = {"site": "s", "room": "b", "start": now - timedelta(hours=1)}
     cfg = config(
         mosquitto,
-        alertmanager,
+        am,
         maintenance=[window | {"end": now + timedelta(hours=1), "reason": "new access point"}],
     )
     async with running(AlertService(cfg)):
         for room in ("a", "b", "c"):
             pub.publish(*env_payload("s", room, 1300))
-        await until(lambda: len(webhook.alerts("firing")) == 2, 15, "two rooms fire")
+        await until(lambda: len(hook.alerts("firing")) == 2, 15, "two rooms fire")
         await asyncio.sleep(3)
-    assert sorted(a["labels"]["room"] for a in webhook.alerts("firing")) == ["a", "c"]
+    assert sorted(a["labels"]["room"] for a in hook.alerts("firing")) == ["a", "c"]
 
 
 async def test_gateway_offline_and_locker_alerts(
-    mosquitto: Mosquitto, alertmanager: Alertmanager, webhook: Webhook, pub: Publisher
+    mosquitto: Mosquitto, am: Alertmanager, hook: Webhook, pub: Publisher
 ):
     now = datetime.now(UTC)
 
@@ -257,30 +214,30 @@ async def test_gateway_offline_and_locker_alerts(
         topic = f"learnroom/v1/s/a/{kind}" + (f"/{sub}" if sub else "")
         pub.client.publish(topic, env.model_dump_json(), qos=1, retain=retain).wait_for_publish()
 
-    async with running(AlertService(config(mosquitto, alertmanager))):
+    async with running(AlertService(config(mosquitto, am))):
         slots = [SlotState(slot="1", present=False), SlotState(slot="2", present=True)]
         send("lockers", LockerData(door_open=True, slots=slots), "tablets")
         due = now - timedelta(hours=2)
         send("events", EventData(type="overdue", locker="tablets", slot="1", due=due))
         await until(
             lambda: (
-                {a["labels"]["rule"] for a in webhook.alerts("firing")}
+                {a["labels"]["rule"] for a in hook.alerts("firing")}
                 >= {"locker_door_open", "device_overdue"}
             ),
             15,
             "door and overdue alerts",
         )
-        (overdue,) = webhook.alerts("firing", rule="device_overdue")
+        (overdue,) = hook.alerts("firing", rule="device_overdue")
         assert overdue["labels"]["target"] == "tablets/1"
         # the tablet comes back, the door shuts
         slots[0] = SlotState(slot="1", present=True, charging=True)
         send("lockers", LockerData(door_open=False, slots=slots), "tablets")
-        await until(lambda: len(webhook.alerts("resolved")) == 2, 15, "both resolve")
+        await until(lambda: len(hook.alerts("resolved")) == 2, 15, "both resolve")
 
         # the broker publishes the gateway's Last Will
         send("status", StatusData(online=False), retain=True)
         await until(
-            lambda: webhook.alerts("firing", rule="gateway_offline", severity="critical"),
+            lambda: hook.alerts("firing", rule="gateway_offline", severity="critical"),
             15,
             "gateway offline",
         )
